@@ -1,0 +1,59 @@
+"""Small file helpers shared by the catalog and the writers: hashing and atomic writes."""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+from .errors import OutputError
+
+
+def sha256_of(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+    """Hex sha256 of a file, read in chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def check_output_path(output: str | os.PathLike, *inputs: str | os.PathLike | None) -> Path:
+    """Validate an output path: not one of the inputs, its folder exists and is writable."""
+    output = Path(output)
+    for inp in inputs:
+        if inp is not None and Path(inp).exists() and output.exists() and os.path.samefile(inp, output):
+            raise OutputError(f"output {output} is the input file; choose another name (inputs are never overwritten)")
+        if inp is not None and Path(inp).resolve() == output.resolve():
+            raise OutputError(f"output {output} is the input file; choose another name (inputs are never overwritten)")
+    folder = output.parent if str(output.parent) else Path(".")
+    if not folder.is_dir():
+        raise OutputError(f"cannot write {output}: folder {folder} does not exist")
+    if not os.access(folder, os.W_OK):
+        raise OutputError(f"cannot write {output}: folder {folder} is not writable")
+    if output.is_dir():
+        raise OutputError(f"cannot write {output}: it is a folder")
+    return output
+
+
+@contextlib.contextmanager
+def atomic_output(output: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path beside ``output`` (same extension); rename it onto ``output`` on success.
+
+    On an exception the temporary file is removed and ``output`` is left as it was.
+    """
+    output = Path(output)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{output.stem}.", suffix=f".part{output.suffix}", dir=output.parent or ".")
+    except OSError as exc:
+        raise OutputError(f"cannot write {output}: {exc.strerror}") from exc
+    os.close(fd)
+    tmp = Path(tmp)
+    try:
+        yield tmp
+        os.replace(tmp, output)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise

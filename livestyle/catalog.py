@@ -1,0 +1,196 @@
+"""The weights catalog: shipped models described as data, verified by sha256 when loaded.
+
+``weights/catalog.json`` holds one record per model (like torchvision's weights enums): name,
+task, architecture config, file, sha256, training recipe, measured quality, credit and licence.
+Every model file is a safetensors file whose metadata also states its task and architecture, so a
+``--model FILE`` outside the catalog loads the same way.
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from ._files import sha256_of
+from .errors import UnknownModelError, WeightsError
+from .models import SRNet, SRNetConfig, TransformNet, TransformNetConfig
+
+ENV_WEIGHTS_DIR = "LIVESTYLE_WEIGHTS_DIR"
+CATALOG_FILE = "catalog.json"
+TASKS = ("style", "superres")
+
+
+def default_weights_dir() -> Path:
+    """$LIVESTYLE_WEIGHTS_DIR, else the source tree's weights/, else the installed data folder."""
+    if os.environ.get(ENV_WEIGHTS_DIR):
+        return Path(os.environ[ENV_WEIGHTS_DIR])
+    source_tree = Path(__file__).resolve().parent.parent / "weights"
+    if source_tree.is_dir():
+        return source_tree
+    return Path(sys.prefix) / "share" / "livestyle" / "weights"
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """One catalog record. ``arch`` mirrors the network config's constructor arguments."""
+
+    name: str
+    task: str  # "style" | "superres"
+    arch: dict
+    file: str  # relative to the catalog's folder
+    sha256: str
+    variant: str = "full"  # "full" | "small" (real-time CPU variant)
+    description: str = ""
+    recipe: dict = field(default_factory=dict)
+    quality: dict = field(default_factory=dict)
+    credit: str = ""
+    licence: str = ""
+
+    @classmethod
+    def from_dict(cls, record: dict) -> ModelEntry:
+        known = {f for f in cls.__dataclass_fields__}
+        missing = {"name", "task", "arch", "file", "sha256"} - set(record)
+        if missing:
+            raise WeightsError(f"catalog entry {record.get('name', '?')!r} lacks {', '.join(sorted(missing))}")
+        if record["task"] not in TASKS:
+            raise WeightsError(f"catalog entry {record['name']!r} has unknown task {record['task']!r}")
+        return cls(**{k: v for k, v in record.items() if k in known})
+
+    def to_dict(self) -> dict:
+        return {f: getattr(self, f) for f in self.__dataclass_fields__}
+
+
+class Catalog:
+    """The models listed in a folder's catalog.json, by name."""
+
+    def __init__(self, folder: str | os.PathLike | None = None):
+        self.folder = Path(folder) if folder else default_weights_dir()
+        path = self.folder / CATALOG_FILE
+        self.entries: dict[str, ModelEntry] = {}
+        if path.is_file():
+            try:
+                records = json.loads(path.read_text())["models"]
+            except (ValueError, KeyError) as exc:
+                raise WeightsError(f"weights catalog {path} is not valid: {exc}") from exc
+            for record in records:
+                entry = ModelEntry.from_dict(record)
+                self.entries[entry.name] = entry
+
+    def names(self, task: str | None = None) -> list[str]:
+        return [n for n, e in self.entries.items() if task is None or e.task == task]
+
+    def get(self, name: str, task: str | None = None) -> ModelEntry:
+        entry = self.entries.get(name)
+        if entry is None or (task and entry.task != task):
+            known = self.names(task)
+            what = "style" if task == "style" else "model"
+            listing = f"known: {', '.join(known)}" if known else "no trained models are installed yet (see `livestyle styles`)"
+            raise UnknownModelError(f"unknown {what} {name!r}; {listing}")
+        return entry
+
+    def superres(self, scale: int) -> ModelEntry:
+        """The catalog's full SR model for ``scale``."""
+        for entry in self.entries.values():
+            if entry.task == "superres" and entry.arch.get("scale") == scale and entry.variant == "full":
+                return entry
+        raise UnknownModelError(f"no trained ×{scale} super-resolution model is installed (see `livestyle styles`)")
+
+    def path(self, entry: ModelEntry) -> Path:
+        return self.folder / entry.file
+
+    def load(self, entry: ModelEntry) -> nn.Module:
+        """Verify the file's sha256 against the catalog, then build and load the network (eval mode)."""
+        path = self.path(entry)
+        if not path.is_file():
+            raise WeightsError(f"weights file for {entry.name!r} is missing: {path}")
+        digest = sha256_of(path)
+        if digest != entry.sha256:
+            raise WeightsError(
+                f"weights file {path} fails its sha256 check (catalog {entry.sha256[:12]}…, file {digest[:12]}…): "
+                "it is corrupt or was changed"
+            )
+        model, _ = load_model_file(path)
+        return model
+
+
+def build_model(task: str, arch: dict) -> nn.Module:
+    """A fresh network for ``task`` with architecture ``arch`` (the config's fields)."""
+    try:
+        if task == "style":
+            return TransformNet(TransformNetConfig(**arch))
+        if task == "superres":
+            return SRNet(SRNetConfig(**arch))
+    except (TypeError, ValueError) as exc:
+        raise WeightsError(f"bad architecture {arch} for task {task!r}: {exc}") from exc
+    raise WeightsError(f"unknown task {task!r}; known: {', '.join(TASKS)}")
+
+
+def model_metadata(model: nn.Module, **extra: str) -> dict[str, str]:
+    """Safetensors metadata that makes a model file self-describing (task + architecture)."""
+    task = "superres" if isinstance(model, SRNet) else "style"
+    return {"livestyle.task": task, "livestyle.arch": json.dumps(model.config.to_dict()), **extra}
+
+
+def save_model_file(model: nn.Module, path: str | os.PathLike, **extra_metadata: str) -> str:
+    """Write ``model`` as a self-describing safetensors file; returns its sha256."""
+    from safetensors.torch import save_file
+
+    state = {k: v.detach().float().contiguous().cpu() for k, v in model.state_dict().items()}
+    save_file(state, str(path), metadata=model_metadata(model, **extra_metadata))
+    return sha256_of(path)
+
+
+def load_model_file(path: str | os.PathLike) -> tuple[nn.Module, dict[str, str]]:
+    """Load a livestyle safetensors model file (no pickle). Returns (model in eval mode, metadata)."""
+    from safetensors import SafetensorError, safe_open
+    from safetensors.torch import load_file
+
+    path = Path(path)
+    if not path.is_file():
+        raise WeightsError(f"model file not found: {path}")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            metadata = f.metadata() or {}
+        state = load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise WeightsError(f"{path} is not a readable safetensors model file ({exc})") from exc
+    if "livestyle.task" not in metadata or "livestyle.arch" not in metadata:
+        raise WeightsError(f"{path} is not a livestyle model file (its metadata states no task/architecture)")
+    model = build_model(metadata["livestyle.task"], json.loads(metadata["livestyle.arch"]))
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as exc:
+        raise WeightsError(f"{path}: weights do not match the architecture its metadata states") from exc
+    return model.eval(), metadata
+
+
+@dataclass(frozen=True)
+class ModelChoice:
+    """A loaded network ready for inference, with a name to show the user."""
+
+    model: nn.Module
+    name: str
+    task: str
+    scale: int = 1  # output size / input size
+
+
+def choose_model(*, style: str | None = None, model_file: str | os.PathLike | None = None,
+                 superres: int | None = None, catalog: Catalog | None = None) -> ModelChoice:
+    """Load exactly one of: a catalog style by name, a model file, or the catalog's ×N SR model."""
+    given = [v is not None for v in (style, model_file, superres)]
+    if sum(given) != 1:
+        raise UnknownModelError("choose exactly one of --style NAME, --model FILE, --superres 4|8")
+    if model_file is not None:
+        model, metadata = load_model_file(model_file)
+        name = Path(model_file).stem
+    else:
+        catalog = catalog or Catalog()
+        entry = catalog.get(style, task="style") if style is not None else catalog.superres(superres)
+        model, name = catalog.load(entry), entry.name
+    scale = model.scale if isinstance(model, SRNet) else 1
+    return ModelChoice(model, name, "superres" if isinstance(model, SRNet) else "style", scale)

@@ -1,0 +1,41 @@
+"""The `livestyle` command: a thin click layer over the library.
+
+Every `LivestyleError` becomes one line on stderr and exit status 1; Ctrl-C exits with 130.
+"""
+from __future__ import annotations
+
+import sys
+
+import click
+
+from ..errors import LivestyleError
+
+
+class LivestyleGroup(click.Group):
+    """A click group that reports library errors as one line, never as a traceback."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except LivestyleError as exc:
+            click.echo(f"livestyle: error: {exc}", err=True)
+            sys.exit(1)
+        except KeyboardInterrupt:
+            click.echo("livestyle: interrupted", err=True)
+            sys.exit(130)
+
+
+@click.group(cls=LivestyleGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="livestyle")
+def main() -> None:
+    """Real-time neural style transfer and super-resolution (Johnson et al., ECCV 2016)."""
+
+
+def _register() -> None:
+    from . import image, styles
+
+    for module in (image, styles):
+        main.add_command(module.command)
+
+
+_register()

@@ -1,0 +1,33 @@
+"""Errors the user can fix; the CLI turns each into one line on stderr and a non-zero exit."""
+
+
+class LivestyleError(Exception):
+    """Base class: a failure with a message meant for the user."""
+
+
+class InputError(LivestyleError):
+    """An input file or source is missing, unreadable or corrupt."""
+
+
+class OutputError(LivestyleError):
+    """An output path cannot be written (or would overwrite the input)."""
+
+
+class UnknownModelError(LivestyleError):
+    """A style or model name that the catalog does not hold."""
+
+
+class WeightsError(LivestyleError):
+    """A weights file is missing, corrupt, or fails its sha256 check."""
+
+
+class LossNetWeightsError(WeightsError):
+    """Loss-network weights cannot be found or downloaded."""
+
+
+class BackendUnavailableError(LivestyleError):
+    """An inference backend (or device) was asked for but is not installed or present."""
+
+
+class SourceError(LivestyleError):
+    """A capture source (camera, stream, file) cannot be opened or read."""

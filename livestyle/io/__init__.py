@@ -1,0 +1,1 @@
+"""Frames in and out: images, cameras, video files, windows. No networks here."""

@@ -1,0 +1,86 @@
+"""Still images in and out: PNG/JPEG/…, greyscale, alpha and 16-bit handled; atomic writes."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from .._files import atomic_output, check_output_path
+from ..errors import InputError, OutputError
+
+ALPHA_FORMATS = {".png", ".webp", ".tif", ".tiff"}
+SIXTEEN_BIT_FORMATS = {".png", ".tif", ".tiff"}
+
+
+@dataclass
+class Image:
+    """A decoded image: float32 RGB (H, W, 3) in [0, 1], optional alpha (H, W) in [0, 1], bit depth."""
+
+    rgb: np.ndarray
+    alpha: np.ndarray | None = None
+    bit_depth: int = 8
+
+
+def read_image(path: str | os.PathLike) -> Image:
+    """Decode an image file; greyscale becomes RGB, alpha is kept apart, 16-bit keeps its precision."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"input image not found: {path}")
+    data = cv2.imread(str(path), cv2.IMREAD_UNCHANGED | cv2.IMREAD_IGNORE_ORIENTATION)
+    if data is None or data.size == 0:
+        raise InputError(f"cannot decode {path}: not an image or the file is corrupt")
+    if data.dtype == np.uint8:
+        depth, scale = 8, 255.0
+    elif data.dtype == np.uint16:
+        depth, scale = 16, 65535.0
+    elif data.dtype == np.float32:
+        depth, scale = 32, 1.0
+    else:
+        raise InputError(f"cannot use {path}: unsupported pixel type {data.dtype}")
+    pixels = data.astype(np.float32) / scale
+    alpha = None
+    if pixels.ndim == 2:
+        rgb = np.repeat(pixels[..., None], 3, axis=2)
+    elif pixels.shape[2] == 1:
+        rgb = np.repeat(pixels, 3, axis=2)
+    elif pixels.shape[2] == 2:  # greyscale + alpha
+        rgb, alpha = np.repeat(pixels[..., :1], 3, axis=2), pixels[..., 1]
+    elif pixels.shape[2] == 3:
+        rgb = pixels[..., ::-1]
+    elif pixels.shape[2] == 4:
+        rgb, alpha = pixels[..., 2::-1], pixels[..., 3]
+    else:
+        raise InputError(f"cannot use {path}: {pixels.shape[2]} channels")
+    return Image(np.ascontiguousarray(np.clip(rgb, 0.0, 1.0)), alpha, min(depth, 16))
+
+
+def write_image(path: str | os.PathLike, image: Image, *, inputs: tuple = ()) -> Path:
+    """Encode ``image`` to ``path`` atomically (temporary file, then rename); never onto an input.
+
+    Alpha is written where the format has it; 16-bit precision is kept for PNG/TIFF.
+    """
+    path = check_output_path(path, *inputs)
+    suffix = path.suffix.lower()
+    sixteen = image.bit_depth == 16 and suffix in SIXTEEN_BIT_FORMATS
+    scale, dtype = (65535.0, np.uint16) if sixteen else (255.0, np.uint8)
+    channels = [image.rgb[..., ::-1]]
+    if image.alpha is not None and suffix in ALPHA_FORMATS:
+        channels.append(image.alpha[..., None])
+    pixels = np.concatenate(channels, axis=2)
+    encoded = (np.clip(pixels, 0.0, 1.0) * scale + 0.5).astype(dtype)
+    with atomic_output(path) as tmp:
+        try:
+            ok = cv2.imwrite(str(tmp), encoded)
+        except cv2.error as exc:
+            raise OutputError(f"cannot encode {path}: {exc.msg.strip() if hasattr(exc, 'msg') else exc}") from exc
+        if not ok:
+            raise OutputError(f"cannot write {path}: unknown image format or the disk refused it")
+    return path
+
+
+def resize_alpha(alpha: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Resize an alpha plane to (width, height) with bicubic interpolation."""
+    return np.clip(cv2.resize(alpha, size, interpolation=cv2.INTER_CUBIC), 0.0, 1.0)

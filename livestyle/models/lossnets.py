@@ -1,0 +1,259 @@
+"""Frozen ImageNet loss networks with named taps (the φ of Johnson et al. 2016).
+
+A loss network takes the project's float RGB [0, 1] images and converts them to the input
+convention of *its weights* inside itself: torchvision's weights want RGB normalised by the
+ImageNet mean/std; the Caffe-converted SqueezeNet in ../shared wants BGR 0..255 minus a mean,
+and says so in its safetensors metadata. A wrong convention still gives features, only bad ones,
+so the convention is read from the weights, never assumed.
+
+Weights are resolved in this order: an explicit path (``--loss-net-weights``), the environment
+variable ``LIVESTYLE_LOSSNET_WEIGHTS`` (``LIVESTYLE_VGG16`` for vgg16), torchvision's cache file,
+then torchvision's download for real users.
+"""
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import torchvision
+from torch import nn
+
+from ..errors import LossNetWeightsError
+
+ENV_WEIGHTS = "LIVESTYLE_LOSSNET_WEIGHTS"
+ENV_VGG16 = "LIVESTYLE_VGG16"
+WEIGHTS_OPTION = "--loss-net-weights"
+
+
+@dataclass(frozen=True)
+class InputConvention:
+    """How a network's weights expect pixels: channel order, value scale, per-channel mean/std.
+
+    ``mean`` and ``std`` are given in the network's own channel order and value scale.
+    """
+
+    channel_order: str  # "RGB" or "BGR"
+    scale: float  # 1.0 for [0, 1] inputs, 255.0 for [0, 255]
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float] = (1.0, 1.0, 1.0)
+
+    def apply(self, images: torch.Tensor) -> torch.Tensor:
+        """(N, 3, H, W) float RGB in [0, 1] → the network's input convention."""
+        if self.channel_order == "BGR":
+            images = images.flip(1)
+        mean = images.new_tensor(self.mean).view(1, 3, 1, 1)
+        std = images.new_tensor(self.std).view(1, 3, 1, 1)
+        return (images * self.scale - mean) / std
+
+
+TORCHVISION = InputConvention("RGB", 1.0, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
+
+
+def convention_from_metadata(metadata: dict[str, str] | None) -> InputConvention:
+    """Read the input convention a weights file states; files without one follow torchvision's.
+
+    Understands the Caffe statement of ../shared's SqueezeNet ("BGR …, values 0..255, minus
+    per-channel mean B=104 G=117 R=123"). An ``input`` entry it cannot read is an error, not a guess.
+    """
+    text = (metadata or {}).get("input")
+    if text is None:
+        return TORCHVISION
+    mean = dict(re.findall(r"\b([BGR])\s*=\s*([\d.]+)", text))
+    if "BGR" in text and "255" in text and set(mean) == {"B", "G", "R"}:
+        return InputConvention("BGR", 255.0, (float(mean["B"]), float(mean["G"]), float(mean["R"])))
+    raise LossNetWeightsError(f"cannot understand the input convention stated by the weights file: {text!r}")
+
+
+@dataclass(frozen=True)
+class LossNetSpec:
+    """A loss-network family: how to build it, where its taps are, its defaults and weights."""
+
+    build: Callable[[], nn.Module]  # torchvision constructor, weights=None
+    taps: dict[str, int]  # tap name → index in ``.features`` (output of that module)
+    content_taps: tuple[str, ...]
+    style_taps: tuple[str, ...]
+    torchvision_weights: Callable[[], object]  # → torchvision WeightsEnum member
+    env_vars: tuple[str, ...] = field(default=(ENV_WEIGHTS,))
+
+
+LOSS_NETWORKS: dict[str, LossNetSpec] = {
+    "vgg16": LossNetSpec(
+        build=lambda: torchvision.models.vgg16(weights=None),
+        taps={"relu1_2": 3, "relu2_2": 8, "relu3_3": 15, "relu4_3": 22},
+        content_taps=("relu2_2",),
+        style_taps=("relu1_2", "relu2_2", "relu3_3", "relu4_3"),
+        torchvision_weights=lambda: torchvision.models.VGG16_Weights.IMAGENET1K_V1,
+        env_vars=(ENV_VGG16, ENV_WEIGHTS),
+    ),
+    "squeezenet1_1": LossNetSpec(
+        build=lambda: torchvision.models.squeezenet1_1(weights=None),
+        taps={"conv1": 1, "fire2": 3, "fire3": 4, "fire4": 6, "fire5": 7,
+              "fire6": 9, "fire7": 10, "fire8": 11, "fire9": 12},
+        content_taps=("fire4",),
+        style_taps=("conv1", "fire2", "fire3", "fire4", "fire5"),
+        torchvision_weights=lambda: torchvision.models.SqueezeNet1_1_Weights.IMAGENET1K_V1,
+    ),
+}
+
+
+def _spec(name: str) -> LossNetSpec:
+    if name not in LOSS_NETWORKS:
+        raise LossNetWeightsError(f"unknown loss network {name!r}; known: {', '.join(LOSS_NETWORKS)}")
+    return LOSS_NETWORKS[name]
+
+
+@dataclass(frozen=True)
+class LossNetWeights:
+    """A resolved state dict with its input convention and where it came from."""
+
+    state_dict: dict[str, torch.Tensor]
+    convention: InputConvention
+    source: str  # a file path or a URL
+    sha256: str | None  # of the file, where there is one
+
+
+def read_weights_file(path: str | os.PathLike) -> LossNetWeights:
+    """Load loss-network weights from .safetensors (convention from metadata) or a torchvision .pth."""
+    from .._files import sha256_of
+
+    path = Path(path)
+    if not path.is_file():
+        raise LossNetWeightsError(f"loss-network weights file not found: {path}")
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors import safe_open
+            from safetensors.torch import load_file
+
+            with safe_open(str(path), framework="pt") as f:
+                metadata = f.metadata()
+            state, convention = load_file(str(path)), convention_from_metadata(metadata)
+        else:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+            convention = TORCHVISION
+    except LossNetWeightsError:
+        raise
+    except Exception as exc:  # corrupt or foreign file: say which, not a traceback
+        raise LossNetWeightsError(f"cannot read loss-network weights {path}: {exc}") from exc
+    return LossNetWeights(state, convention, str(path), sha256_of(path))
+
+
+def resolve_weights(name: str, path: str | os.PathLike | None = None) -> LossNetWeights:
+    """Find weights for loss network ``name``: explicit path, env variables, torchvision cache, download."""
+    spec = _spec(name)
+    if path:
+        return read_weights_file(path)
+    for var in spec.env_vars:
+        if os.environ.get(var):
+            return read_weights_file(os.environ[var])
+    weights = spec.torchvision_weights()
+    cached = Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(weights.url)
+    if cached.is_file():
+        return read_weights_file(cached)
+    try:
+        state = weights.get_state_dict(progress=True)
+    except Exception as exc:  # no network, hub unreachable, partial download
+        raise LossNetWeightsError(
+            f"no ImageNet weights for loss network {name!r}: pass {WEIGHTS_OPTION} FILE or set "
+            f"{ENV_WEIGHTS}=FILE (download of {weights.url} failed: {type(exc).__name__})"
+        ) from exc
+    return LossNetWeights(state, TORCHVISION, weights.url, None)
+
+
+class LossNetwork(nn.Module):
+    """A frozen feature extractor with named taps: [0, 1] RGB (N, 3, H, W) → {tap: (N, C, h, w)}.
+
+    Truncated after the deepest tap requested; always in eval mode; its weights never get gradients
+    (gradients still flow to the input, which is what training needs).
+    """
+
+    def __init__(self, name: str, features: nn.Sequential, taps: dict[str, int],
+                 convention: InputConvention, weights_sha256: str | None = None):
+        super().__init__()
+        self.name = name
+        self.convention = convention
+        self.weights_sha256 = weights_sha256
+        self.taps = dict(sorted(taps.items(), key=lambda kv: kv[1]))
+        self.features = features[: max(self.taps.values()) + 1]
+        self.requires_grad_(False)
+        self.eval()
+
+    def train(self, mode: bool = True) -> LossNetwork:
+        return super().train(False)  # frozen: dropout/normalisation never switch to training
+
+    def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        x = self.convention.apply(images)
+        by_index = {index: tap for tap, index in self.taps.items()}
+        out = {}
+        for index, layer in enumerate(self.features):
+            x = layer(x)
+            if index in by_index:
+                out[by_index[index]] = x
+        return out
+
+
+def _load_into(model: nn.Module, weights: LossNetWeights, name: str, prefix: str = "features.") -> None:
+    wanted = {k: v for k, v in weights.state_dict.items() if k.startswith(prefix)}
+    own = {k for k in model.state_dict() if k.startswith(prefix)}
+    if set(wanted) != own:
+        raise LossNetWeightsError(f"{weights.source} does not hold {name} weights (its keys do not match)")
+    model.load_state_dict(wanted, strict=False)
+
+
+def loss_network(
+    name: str = "squeezenet1_1",
+    *,
+    taps: Sequence[str] | None = None,
+    weights: str | os.PathLike | None = None,
+    pretrained: bool = True,
+) -> LossNetwork:
+    """Build frozen loss network ``name`` exposing ``taps`` (default: its content and style taps).
+
+    ``pretrained=False`` gives random weights with torchvision's convention, for tests and timing.
+    """
+    spec = _spec(name)
+    taps = tuple(taps) if taps else tuple(dict.fromkeys(spec.content_taps + spec.style_taps))
+    unknown = [t for t in taps if t not in spec.taps]
+    if unknown:
+        raise LossNetWeightsError(f"unknown tap(s) {', '.join(unknown)} for {name}; known: {', '.join(spec.taps)}")
+    model = spec.build()
+    convention, sha = TORCHVISION, None
+    if pretrained:
+        resolved = resolve_weights(name, weights)
+        _load_into(model, resolved, name)
+        convention, sha = resolved.convention, resolved.sha256
+    return LossNetwork(name, model.features, {t: spec.taps[t] for t in taps}, convention, sha)
+
+
+class VGG16Features(LossNetwork):
+    """The paper's loss network: VGG-16 with taps relu1_2, relu2_2, relu3_3, relu4_3."""
+
+    def __init__(self, taps: Sequence[str] = ("relu1_2", "relu2_2", "relu3_3", "relu4_3"), *,
+                 weights: str | os.PathLike | None = None, pretrained: bool = True):
+        built = loss_network("vgg16", taps=taps, weights=weights, pretrained=pretrained)
+        super().__init__("vgg16", built.features, built.taps, built.convention, built.weights_sha256)
+
+
+class ImageNetClassifier(nn.Module):
+    """A whole loss-network family as an ImageNet classifier: [0, 1] RGB (N, 3, H, W) → logits (N, 1000).
+
+    Used to check that weights and their input convention were loaded right (top-1 labels).
+    """
+
+    def __init__(self, name: str, *, weights: str | os.PathLike | None = None):
+        super().__init__()
+        resolved = resolve_weights(name, weights)
+        self.model = _spec(name).build()
+        try:
+            self.model.load_state_dict(resolved.state_dict)
+        except RuntimeError as exc:
+            raise LossNetWeightsError(f"{resolved.source} does not hold a full {name} classifier") from exc
+        self.convention = resolved.convention
+        self.requires_grad_(False)
+        self.eval()
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.model(self.convention.apply(images))

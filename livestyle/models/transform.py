@@ -1,0 +1,124 @@
+"""Style transform network of Johnson, Alahi & Fei-Fei (ECCV 2016), with instance norm.
+
+Architecture per the paper's supplementary material, with two changes the field settled on:
+instance norm (Ulyanov et al. 2016) instead of batch norm, and nearest-neighbour upsampling
+followed by a convolution instead of fractionally-strided convolutions (no checkerboard
+artefacts; Odena et al. 2016).
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class ConvLayer(nn.Sequential):
+    """Reflection padding then a convolution, so borders carry no zero-padding seams."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1):
+        super().__init__(
+            nn.ReflectionPad2d(kernel_size // 2),
+            nn.Conv2d(in_channels, out_channels, kernel_size, stride),
+        )
+
+
+class ConvNormReLU(nn.Sequential):
+    """ConvLayer → InstanceNorm (affine) → ReLU."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1):
+        super().__init__(
+            ConvLayer(in_channels, out_channels, kernel_size, stride),
+            nn.InstanceNorm2d(out_channels, affine=True),
+            nn.ReLU(inplace=True),
+        )
+
+
+class UpsampleConvNormReLU(nn.Sequential):
+    """Nearest ×2 upsample → ConvNormReLU (stands in for a stride-1/2 convolution)."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 3):
+        super().__init__(
+            nn.Upsample(scale_factor=2, mode="nearest"),
+            ConvNormReLU(in_channels, out_channels, kernel_size),
+        )
+
+
+class ResidualBlock(nn.Module):
+    """Two 3×3 ConvLayers with instance norm; ReLU after the first only, none after the add."""
+
+    def __init__(self, channels: int, norm: bool = True):
+        super().__init__()
+
+        def norm_layer() -> nn.Module:
+            return nn.InstanceNorm2d(channels, affine=True) if norm else nn.Identity()
+
+        self.body = nn.Sequential(
+            ConvLayer(channels, channels, 3), norm_layer(), nn.ReLU(inplace=True),
+            ConvLayer(channels, channels, 3), norm_layer(),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.body(x)
+
+
+def to_unit_range(x: torch.Tensor) -> torch.Tensor:
+    """The paper's scaled tanh output, mapped to the [0, 1] image range."""
+    return (torch.tanh(x) + 1.0) * 0.5
+
+
+@dataclass(frozen=True)
+class TransformNetConfig:
+    """Architecture of a TransformNet: ``width`` is the first conv's channels (32 in the paper)."""
+
+    width: int = 32
+    blocks: int = 5
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class TransformNet(nn.Module):
+    """Feed-forward style transfer network (Johnson et al. 2016, supplementary Table 1).
+
+    9×9 conv w → 3×3 conv 2w /2 → 3×3 conv 4w /2 → ``blocks`` residual blocks (4w)
+    → up ×2 conv 2w → up ×2 conv w → 9×9 conv 3 → scaled tanh. The paper has w = 32.
+
+    Input and output: float RGB, (N, 3, H, W), values in [0, 1]. Any H and W work: the input is
+    edge-padded (replicate) to a multiple of 4 (the encoder's stride), at least 8, and the output
+    cropped back.
+    """
+
+    stride = 4
+    min_size = 8  # the 9×9 reflection padding needs at least 5 pixels at full resolution
+
+    def __init__(self, config: TransformNetConfig = TransformNetConfig()):
+        super().__init__()
+        self.config = config
+        w = config.width
+        self.encoder = nn.Sequential(
+            ConvNormReLU(3, w, 9),
+            ConvNormReLU(w, 2 * w, 3, stride=2),
+            ConvNormReLU(2 * w, 4 * w, 3, stride=2),
+        )
+        self.residuals = nn.Sequential(*(ResidualBlock(4 * w) for _ in range(config.blocks)))
+        self.decoder = nn.Sequential(
+            UpsampleConvNormReLU(4 * w, 2 * w),
+            UpsampleConvNormReLU(2 * w, w),
+            ConvLayer(w, 3, 9),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h, w = x.shape[-2:]
+        pad_h = max((-h) % self.stride, self.min_size - h)
+        pad_w = max((-w) % self.stride, self.min_size - w)
+        if pad_h or pad_w:
+            x = F.pad(x, (0, pad_w, 0, pad_h), mode="replicate")
+        y = to_unit_range(self.decoder(self.residuals(self.encoder(x))))
+        return y[..., :h, :w]
+
+
+def transform_net(*, width: int = 32, blocks: int = 5) -> TransformNet:
+    """The paper's style network (width 32, 5 blocks); smaller widths give the real-time variants."""
+    return TransformNet(TransformNetConfig(width=width, blocks=blocks))

@@ -1,0 +1,46 @@
+"""Shared fixtures: the ../shared data folder (skipped with a reason where absent) and tiny models."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def shared_data_dir() -> Path | None:
+    """$LIVESTYLE_SHARED_DATA, else ../shared/data beside the checkout."""
+    env = os.environ.get("LIVESTYLE_SHARED_DATA")
+    path = Path(env) if env else ROOT.parent / "shared" / "data"
+    return path if path.is_dir() else None
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    path = shared_data_dir()
+    if path is None:
+        pytest.skip("../shared/data is absent (set LIVESTYLE_SHARED_DATA to its folder)")
+    return path
+
+
+@pytest.fixture
+def tiny_style_file(tmp_path) -> Path:
+    """A small random-weight style model saved as a livestyle safetensors file."""
+    from livestyle import save_model_file, transform_net
+
+    torch.manual_seed(0)
+    path = tmp_path / "tiny_style.safetensors"
+    save_model_file(transform_net(width=4, blocks=1), path)
+    return path
+
+
+@pytest.fixture
+def tiny_sr_file(tmp_path) -> Path:
+    from livestyle import save_model_file, sr_net
+
+    torch.manual_seed(0)
+    path = tmp_path / "tiny_sr.safetensors"
+    save_model_file(sr_net(scale=4, width=4, blocks=1), path)
+    return path

@@ -1,0 +1,90 @@
+import json
+
+import pytest
+import torch
+
+from livestyle import Catalog, choose_model, load_model_file, save_model_file, sr_net, transform_net
+from livestyle.errors import UnknownModelError, WeightsError
+
+
+def make_catalog(folder, entries):
+    (folder / "catalog.json").write_text(json.dumps({"models": entries}))
+    return Catalog(folder)
+
+
+@pytest.fixture
+def catalog(tmp_path):
+    torch.manual_seed(0)
+    sha_style = save_model_file(transform_net(width=4, blocks=1), tmp_path / "mosaic.safetensors")
+    sha_sr = save_model_file(sr_net(scale=4, width=4, blocks=1), tmp_path / "sr_x4.safetensors")
+    return make_catalog(tmp_path, [
+        {"name": "mosaic", "task": "style", "arch": {"width": 4, "blocks": 1}, "file": "mosaic.safetensors",
+         "sha256": sha_style, "credit": "test", "licence": "test"},
+        {"name": "sr_x4", "task": "superres", "arch": {"scale": 4, "width": 4, "blocks": 1},
+         "file": "sr_x4.safetensors", "sha256": sha_sr},
+    ])
+
+
+def test_load_by_name_and_scale(catalog):
+    style = choose_model(style="mosaic", catalog=catalog)
+    assert style.task == "style" and style.scale == 1 and style.name == "mosaic"
+    sr = choose_model(superres=4, catalog=catalog)
+    assert sr.task == "superres" and sr.scale == 4
+
+
+def test_unknown_style_lists_known(catalog):
+    with pytest.raises(UnknownModelError, match="known: mosaic"):
+        choose_model(style="starry", catalog=catalog)
+    with pytest.raises(UnknownModelError, match="×8"):
+        choose_model(superres=8, catalog=catalog)
+
+
+def test_tampered_file_fails_sha256(catalog):
+    path = catalog.folder / "mosaic.safetensors"
+    data = bytearray(path.read_bytes())
+    data[-1] ^= 0xFF
+    path.write_bytes(bytes(data))
+    with pytest.raises(WeightsError, match="sha256"):
+        choose_model(style="mosaic", catalog=catalog)
+
+
+def test_missing_file_and_bad_record(tmp_path):
+    cat = make_catalog(tmp_path, [{"name": "x", "task": "style", "arch": {}, "file": "x.safetensors", "sha256": "0"}])
+    with pytest.raises(WeightsError, match="missing"):
+        cat.load(cat.get("x"))
+    with pytest.raises(WeightsError, match="lacks"):
+        make_catalog(tmp_path, [{"name": "y", "task": "style"}])
+
+
+def test_empty_catalog_says_so(tmp_path):
+    with pytest.raises(UnknownModelError, match="no trained models are installed"):
+        Catalog(tmp_path).get("kandinsky", task="style")
+
+
+def test_model_file_round_trip(tmp_path):
+    net = transform_net(width=4, blocks=2)
+    save_model_file(net, tmp_path / "m.safetensors")
+    loaded, meta = load_model_file(tmp_path / "m.safetensors")
+    assert meta["livestyle.task"] == "style"
+    for (k, a), b in zip(net.state_dict().items(), loaded.state_dict().values()):
+        assert torch.equal(a, b), k
+
+
+def test_non_livestyle_files_rejected(tmp_path):
+    from safetensors.torch import save_file
+
+    save_file({"w": torch.zeros(2)}, str(tmp_path / "other.safetensors"))
+    with pytest.raises(WeightsError, match="not a livestyle model"):
+        load_model_file(tmp_path / "other.safetensors")
+    (tmp_path / "junk.safetensors").write_bytes(b"not safetensors at all")
+    with pytest.raises(WeightsError, match="not a readable"):
+        load_model_file(tmp_path / "junk.safetensors")
+
+
+def test_shipped_catalog_is_consistent():
+    """Every entry of weights/catalog.json has its file, its sha256 matches, and it loads."""
+    catalog = Catalog()
+    for entry in catalog.entries.values():
+        assert entry.credit and entry.licence and entry.recipe, entry.name
+        model = catalog.load(entry)
+        assert model(torch.rand(1, 3, 16, 16)).shape[-1] == 16 * entry.arch.get("scale", 1)

@@ -1,0 +1,113 @@
+import os
+
+import cv2
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from livestyle.cli import main
+
+
+def run(*args):
+    result = CliRunner().invoke(main, [str(a) for a in args])
+    return result
+
+
+def write(path, pixels):
+    assert cv2.imwrite(str(path), pixels)
+    return path
+
+
+@pytest.fixture
+def photo(tmp_path):
+    rng = np.random.default_rng(0)
+    return write(tmp_path / "in.png", rng.integers(0, 256, (21, 30, 3), dtype=np.uint8))
+
+
+def test_help_lists_commands():
+    result = run("--help")
+    assert result.exit_code == 0
+    for name in ("image", "styles"):
+        assert name in result.output
+
+
+def test_style_happy_path(tmp_path, photo, tiny_style_file):
+    out = tmp_path / "out.jpg"
+    result = run("image", photo, "-o", out, "--model", tiny_style_file)
+    assert result.exit_code == 0, result.output
+    assert cv2.imread(str(out)).shape == (21, 30, 3)
+    assert not [p for p in os.listdir(tmp_path) if ".part" in p]  # temporary file renamed away
+
+
+def test_sr_model_file_scales(tmp_path, photo, tiny_sr_file):
+    out = tmp_path / "big.png"
+    assert run("image", photo, "-o", out, "--model", tiny_sr_file).exit_code == 0
+    assert cv2.imread(str(out)).shape == (84, 120, 3)
+
+
+def test_grey_alpha_and_16bit(tmp_path, tiny_style_file):
+    grey = write(tmp_path / "grey.png", np.full((10, 12), 128, np.uint8))
+    rgba = np.zeros((10, 12, 4), np.uint8)
+    rgba[..., 3] = 77
+    alpha = write(tmp_path / "alpha.png", rgba)
+    deep = write(tmp_path / "deep.png", np.full((10, 12, 3), 40000, np.uint16))
+    assert run("image", grey, "-o", tmp_path / "g.png", "--model", tiny_style_file).exit_code == 0
+    assert run("image", alpha, "-o", tmp_path / "a.png", "--model", tiny_style_file).exit_code == 0
+    a = cv2.imread(str(tmp_path / "a.png"), cv2.IMREAD_UNCHANGED)
+    assert a.shape == (10, 12, 4) and (a[..., 3] == 77).all()
+    assert run("image", deep, "-o", tmp_path / "d.png", "--model", tiny_style_file).exit_code == 0
+    assert cv2.imread(str(tmp_path / "d.png"), cv2.IMREAD_UNCHANGED).dtype == np.uint16
+
+
+def one_line_error(result, pattern):
+    assert result.exit_code != 0
+    lines = [line for line in result.output.strip().splitlines() if line]
+    assert len(lines) == 1 and "Traceback" not in result.output, result.output
+    assert pattern in lines[0], lines[0]
+
+
+def test_missing_input(tmp_path, tiny_style_file):
+    one_line_error(run("image", tmp_path / "nope.png", "-o", tmp_path / "o.png", "--model", tiny_style_file), "not found")
+
+
+def test_corrupt_input(tmp_path, tiny_style_file):
+    bad = tmp_path / "bad.jpg"
+    bad.write_bytes(b"\xff\xd8\xff garbage")
+    one_line_error(run("image", bad, "-o", tmp_path / "o.png", "--model", tiny_style_file), "cannot decode")
+
+
+def test_unknown_style(tmp_path, photo):
+    one_line_error(run("image", photo, "-o", tmp_path / "o.png", "--style", "nosuchstyle"), "unknown style 'nosuchstyle'")
+
+
+def test_unwritable_output(tmp_path, photo, tiny_style_file):
+    one_line_error(run("image", photo, "-o", tmp_path / "no" / "dir" / "o.png", "--model", tiny_style_file), "does not exist")
+    # a folder that exists but takes no new files, even for root
+    one_line_error(run("image", photo, "-o", "/proc/o.png", "--model", tiny_style_file), "cannot write")
+
+
+def test_output_equal_to_input_is_refused(photo, tiny_style_file):
+    before = photo.read_bytes()
+    one_line_error(run("image", photo, "-o", photo, "--model", tiny_style_file), "is the input")
+    assert photo.read_bytes() == before
+
+
+def test_bad_scale(tmp_path, photo):
+    result = run("image", photo, "-o", tmp_path / "o.png", "--superres", "3")
+    assert result.exit_code == 2 and "'3' is not one of '4', '8'" in result.output
+
+
+def test_two_models_at_once(tmp_path, photo, tiny_style_file):
+    one_line_error(run("image", photo, "-o", tmp_path / "o.png", "--model", tiny_style_file, "--superres", "4"),
+                   "exactly one")
+
+
+def test_unknown_output_format(tmp_path, photo, tiny_style_file):
+    one_line_error(run("image", photo, "-o", tmp_path / "o.xyz", "--model", tiny_style_file), "cannot")
+    assert not list(tmp_path.glob("*.xyz"))
+
+
+def test_styles_on_empty_catalog(tmp_path, monkeypatch):
+    monkeypatch.setenv("LIVESTYLE_WEIGHTS_DIR", str(tmp_path))
+    result = run("styles")
+    assert result.exit_code == 0 and "no trained models are installed yet" in result.output

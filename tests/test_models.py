@@ -1,0 +1,58 @@
+import pytest
+import torch
+
+from livestyle.models import SRNet, SRNetConfig, TransformNet, sr_net, transform_net
+
+
+@pytest.mark.parametrize("h,w", [(16, 16), (17, 23), (33, 18), (5, 7), (1, 1)])
+def test_transform_net_keeps_any_size(h, w):
+    net = transform_net(width=4, blocks=1).eval()
+    y = net(torch.rand(2, 3, h, w))
+    assert y.shape == (2, 3, h, w)
+    assert y.min() >= 0 and y.max() <= 1 and torch.isfinite(y).all()
+
+
+@pytest.mark.parametrize("scale", [4, 8])
+@pytest.mark.parametrize("h,w", [(8, 8), (7, 11)])
+def test_sr_net_scales_any_size(scale, h, w):
+    net = sr_net(scale=scale, width=4, blocks=1).eval()
+    y = net(torch.rand(1, 3, h, w))
+    assert y.shape == (1, 3, scale * h, scale * w)
+    assert y.min() >= 0 and y.max() <= 1
+
+
+def test_paper_architecture_sizes():
+    # Paper: first conv 32 channels, residual blocks at 128, 5 blocks; SR: 64 channels, 4 blocks.
+    net = transform_net()
+    assert net.encoder[0][0][1].out_channels == 32 and len(net.residuals) == 5
+    assert net.residuals[0].body[0][1].in_channels == 128
+    assert len(sr_net(scale=4).upsample) == 2 and len(sr_net(scale=8).upsample) == 3
+
+
+def test_deterministic_and_batch_independent():
+    torch.manual_seed(1)
+    net = transform_net(width=4, blocks=2).eval()
+    x = torch.rand(3, 3, 20, 24)
+    with torch.no_grad():
+        a, b = net(x), net(x)
+        single = net(x[1:2])
+    assert torch.equal(a, b)
+    torch.testing.assert_close(a[1:2], single, atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("make", [lambda: transform_net(width=4, blocks=1), lambda: sr_net(scale=4, width=4, blocks=1)])
+def test_gradients_reach_every_parameter(make):
+    net = make()
+    net(torch.rand(2, 3, 12, 12)).mean().backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in net.parameters())
+
+
+def test_bad_scale_rejected():
+    with pytest.raises(ValueError):
+        SRNetConfig(scale=3)
+
+
+def test_config_round_trip():
+    net = transform_net(width=8, blocks=3)
+    assert isinstance(net, TransformNet) and net.config.to_dict() == {"width": 8, "blocks": 3}
+    assert isinstance(SRNet(SRNetConfig(**sr_net(scale=8).config.to_dict())), SRNet)
