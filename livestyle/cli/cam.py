@@ -1,0 +1,129 @@
+"""`livestyle cam`: live style transfer from a camera, stream or file, in a window or headless."""
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import click
+
+from .options import device_options, model_options
+from .video import inference_size, inference_size_options
+
+
+@dataclass
+class StyleCycle:
+    """The models `cam` can switch between live, in order; ``step(±1)`` loads one and swaps the engine.
+
+    ``choices`` are keyword sets for ``choose_model`` (a --model file first, then the catalog's
+    styles); ``make_engine(model)`` builds an engine; ``on_switch(old, new)`` hooks run just before
+    the swap (a cross-fade can start there).
+    """
+
+    choices: list[dict]
+    index: int
+    make_engine: Callable
+    set_engine: Callable
+    name: str = ""
+    on_switch: list[Callable] = field(default_factory=list)
+
+    def step(self, delta: int) -> str:
+        """Switch to the next (+1) or previous (−1) model; returns its name. One model: nothing changes."""
+        from ..catalog import choose_model
+
+        if len(self.choices) < 2:
+            return self.name
+        index = (self.index + delta) % len(self.choices)
+        choice = choose_model(**self.choices[index])
+        engine = self.make_engine(choice.model)
+        for hook in self.on_switch:
+            hook(self.name, choice.name)
+        self.set_engine(engine)
+        self.index, self.name = index, choice.name
+        return self.name
+
+
+def style_choices(style: str | None, model_file: str | None, superres: int | None) -> tuple[list[dict], int]:
+    """The switchable models and the index of the one asked for."""
+    from ..catalog import Catalog
+
+    if superres is not None:
+        return [{"superres": superres}], 0
+    names = Catalog().names("style")
+    choices = [{"style": name} for name in names]
+    if model_file is not None:
+        return [{"model_file": model_file}] + choices, 0
+    return choices or [{"style": style}], names.index(style) if style in names else 0
+
+
+@click.command("cam")
+@click.option("--source", default="0", show_default=True, help="Camera index, video file or stream URL.")
+@model_options
+@device_options
+@inference_size_options
+@click.option("--no-window", is_flag=True, help="Run headless (e.g. only --record).")
+@click.option("--record", type=click.Path(dir_okay=False), default=None,
+              help="Record the stylised frames (at the inference size and capture timing) to a video file.")
+@click.option("--snapshot-dir", type=click.Path(file_okay=False), default=".", show_default=True,
+              help="Where the snapshot key saves PNGs.")
+@click.option("--loop", is_flag=True, help="Replay a file source from the start when it ends.")
+@click.option("--duration", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Stop after this many seconds.")
+@click.option("--list-devices", is_flag=True, help="List the cameras found and exit.")
+def command(source, style, model_file, superres, device, fp16, backend, size, scale, no_window, record,
+            snapshot_dir, loop, duration, list_devices):
+    """Live style transfer from a camera (default 0), a stream URL or a video file.
+
+    Keys: n / p next / previous style, b side-by-side, o overlay, s snapshot, q or Esc quit.
+    """
+    from ..catalog import choose_model
+    from ..engines import create_engine
+    from ..io.pipeline import InferStage, Pipeline
+    from ..io.sinks import NullSink, VideoFileSink
+    from ..io.sources import CameraSource, list_cameras
+
+    if list_devices:
+        cameras = list_cameras()
+        if not cameras:
+            click.echo("no cameras found")
+        for cam in cameras:
+            click.echo(f"{cam.index}: {cam.name} ({cam.width}×{cam.height}, {cam.fps:g} fps)")
+        return
+    superres_scale = int(superres) if superres else None
+    choice = choose_model(style=style, model_file=model_file, superres=superres_scale)
+    engine = create_engine(choice.model, backend=backend, device=device, fp16=fp16)
+    infer = InferStage(engine)
+    choices, index = style_choices(style, model_file, superres_scale)
+    styles = StyleCycle(choices, index, lambda model: create_engine(model, backend=backend, device=device, fp16=fp16),
+                        infer.set_engine, name=choice.name)
+    window = None
+    if not no_window:
+        from ..io.window import KeyAction, WindowSink
+
+        window = WindowSink(f"livestyle — {choice.name}", snapshot_dir=snapshot_dir,
+                            key_actions={"n": KeyAction("next", lambda: styles.step(+1)),
+                                         "p": KeyAction("prev", lambda: styles.step(-1))},
+                            label=lambda: f"{styles.name} [{infer.engine.name}]")
+    capture = CameraSource(source, size=inference_size(size, scale), loop=loop)
+    sinks = [window] if window is not None else []
+    try:
+        if record:
+            sinks.append(VideoFileSink(record, rate=capture.rate, partial_on_interrupt=False))
+    except BaseException:
+        capture.close()
+        raise
+    pipeline = Pipeline(capture, infer, sinks or [NullSink()])
+    if window is not None:
+        window.stats = pipeline.stats
+    started = time.perf_counter()
+
+    def stop_after_duration(stats):
+        if duration is not None and time.perf_counter() - started >= duration:
+            pipeline.stop.set()
+
+    result = pipeline.run(stop_after_duration)
+    click.echo(f"{styles.name} ({infer.engine.name}): {result.stats.summary()}", err=True)
+    if record and sinks[-1].final_path is not None:
+        click.echo(f"recorded {sinks[-1].frames_written} frames to {sinks[-1].final_path}", err=True)
+    if result.status == "interrupted":
+        raise KeyboardInterrupt

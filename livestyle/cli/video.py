@@ -1,0 +1,107 @@
+"""`livestyle video`: a whole video file through a style or SR model, sound and timestamps kept."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from .options import device_options, model_options
+
+
+def inference_size_options(f):
+    """--size WxH | --scale F: the resolution frames are resized to before inference."""
+    f = click.option("--scale", type=float, default=None,
+                     help="Resize frames by this factor before inference (e.g. 0.5); sizes stay even.")(f)
+    f = click.option("--size", default=None, metavar="WxH", help="Resize frames to WxH before inference.")(f)
+    return f
+
+
+def inference_size(size: str | None, scale: float | None):
+    """The CLI's --size/--scale as an InferenceSize (at most one of them)."""
+    from ..errors import InputError
+    from ..io.sources import InferenceSize, parse_size
+
+    if size and scale:
+        raise InputError("give --size or --scale, not both")
+    if scale is not None and not 0.01 <= scale <= 16:
+        raise InputError(f"--scale {scale} is out of range (0.01 … 16)")
+    if size:
+        width, height = parse_size(size)
+        return InferenceSize(width=width, height=height)
+    return InferenceSize(scale=scale)
+
+
+@click.command("video")
+@click.argument("input_path", metavar="IN", type=click.Path())
+@click.option("-o", "--output", required=True, type=click.Path(),
+              help="Output video (.mp4, .mkv, .mov, .webm), or a folder for PNG frames (a name without extension).")
+@model_options
+@device_options
+@inference_size_options
+@click.option("--batch", type=click.IntRange(1, 64), default=None,
+              help="Frames per engine call (default: 4 on CUDA, 1 on the CPU).")
+@click.option("--crf", type=click.IntRange(0, 51), default=18, show_default=True, help="H.264 quality (lower is better).")
+@click.option("--preset", default="veryfast", show_default=True, help="x264 speed preset.")
+@click.option("--no-audio", is_flag=True, help="Leave the sound out.")
+@click.option("--progress/--no-progress", default=True, show_default=True, help="Show a progress bar.")
+def command(input_path, output, style, model_file, superres, device, fp16, backend, size, scale, batch, crf, preset,
+            no_audio, progress):
+    """Stylise or upscale a video (or a folder of images); sound, timestamps and rotation kept.
+
+    The output is written under a temporary name and renamed when done. On Ctrl-C the frames
+    finished so far are kept, playable, as OUT's name with `.partial` before the extension.
+    """
+    from tqdm import tqdm
+
+    from .._files import check_output_path
+    from ..catalog import choose_model
+    from ..engines import create_engine
+    from ..errors import InputError
+    from ..io.pipeline import InferStage, Pipeline
+    from ..io.sinks import ImageFolderSink, VideoFileSink
+    from ..io.sources import open_video_source
+
+    to_folder = Path(output).suffix == ""
+    if not to_folder:
+        check_output_path(output, input_path)
+    elif Path(input_path).exists() and Path(output).resolve() == Path(input_path).resolve():
+        raise InputError("the output folder is the input; choose another name (inputs are never overwritten)")
+    resize = inference_size(size, scale)
+    choice = choose_model(style=style, model_file=model_file, superres=int(superres) if superres else None)
+    engine = create_engine(choice.model, backend=backend, device=device, fp16=fp16)
+    source = open_video_source(input_path, size=resize)
+    try:
+        if batch is None:
+            batch = 4 if engine.device.type == "cuda" else 1
+        if to_folder:
+            sink = ImageFolderSink(output)
+        else:
+            audio = None if no_audio else getattr(source, "audio_stream_index", None)
+            sink = VideoFileSink(output, rate=source.rate, audio_from=input_path if audio is not None else None,
+                                 audio_stream=audio, crf=crf, preset=preset)
+    except BaseException:
+        source.close()
+        raise
+    pipeline = Pipeline(source, InferStage(engine, batch_size=batch), [sink])
+    with tqdm(total=source.frames_expected, unit="frame", disable=not progress, dynamic_ncols=True,
+              desc=f"{choice.name}") as bar:
+        def show_progress(stats):
+            bar.update(stats.frames_out - bar.n)
+            bar.set_postfix_str(f"{stats.fps:.1f} fps", refresh=False)
+
+        result = pipeline.run(show_progress)
+    report = source.report
+    if report.damaged:
+        click.echo(f"livestyle: warning: {input_path}: {report.describe()}", err=True)
+    if result.stats.frames_out == 0:
+        raise InputError(f"no frame of {input_path} could be decoded" + (f" ({report.describe()})" if report.damaged else ""))
+    click.echo(f"{choice.name} ({engine.name}): {result.stats.summary()}", err=True)
+    if result.status == "interrupted":
+        click.echo(f"livestyle: interrupted after {result.stats.frames_out} frames; "
+                   f"the playable part is in {sink.final_path}", err=True)
+        raise KeyboardInterrupt
+    audio_note = ""
+    carrier = getattr(sink, "audio", None)
+    if carrier is not None:
+        audio_note = f", audio {'copied' if carrier.copied else 're-encoded as ' + carrier.codec_name}"
+    click.echo(f"{input_path} → {sink.final_path}{audio_note}", err=True)

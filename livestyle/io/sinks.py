@@ -1,0 +1,320 @@
+"""Frame sinks: video files written with PyAV (audio carried over), image folders, null.
+
+A sink takes :class:`~livestyle.io.sources.Frame` objects whose ``output`` holds uint8 RGB (H, W, 3)
+pixels: ``write(frame)`` returns False to ask the pipeline to stop (a window's quit key), and
+``close(status)`` ends it, where ``status`` is "complete", "interrupted" or "failed".
+The window sink lives in :mod:`livestyle.io.window`.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from fractions import Fraction
+from pathlib import Path
+from typing import Literal, Protocol
+
+import cv2
+import numpy as np
+
+from .._files import check_output_path
+from ..errors import InputError, OutputError
+from .sources import Frame
+
+RunStatus = Literal["complete", "interrupted", "failed"]
+
+# Encoders to try for the container's default video codec, fastest good one first.
+VIDEO_ENCODERS = {"h264": ("libx264", "h264"), "vp9": ("libvpx-vp9",), "hevc": ("libx264", "h264")}
+AUDIO_ENCODERS = {"opus": ("libopus", "opus"), "aac": ("aac",)}
+AUDIO_LEAD_S = 0.5  # mux audio this far ahead of the video so the interleaver's buffers stay small
+
+
+class Sink(Protocol):
+    """Where processed frames go. ``needs_main_thread``: GUI sinks must run on the main thread."""
+
+    needs_main_thread: bool
+
+    def write(self, frame: Frame) -> bool: ...
+
+    def close(self, status: RunStatus) -> None: ...
+
+
+def partial_path(output: Path) -> Path:
+    """Where an interrupted run's playable output is kept: ``NAME.partial.EXT`` beside ``output``."""
+    return output.with_name(f"{output.stem}.partial{output.suffix}")
+
+
+class AudioCarrier:
+    """Carries one audio stream of an input file into an output container.
+
+    The packets are copied unchanged when the output format accepts the codec (so sound and its
+    timestamps stay exactly as they were); otherwise they are decoded and re-encoded with the
+    format's default audio codec. The input is opened a second time, so the video decoder is untouched.
+    """
+
+    def __init__(self, output, source_path: Path, stream_index: int):
+        import av
+
+        self._input = av.open(str(source_path), metadata_errors="ignore")
+        self._in_stream = self._input.streams[stream_index]
+        name = self._in_stream.codec_context.name
+        self.copied = name in output.supported_codecs
+        if self.copied:
+            self.stream = output.add_stream_from_template(self._in_stream)
+        else:
+            in_ctx = self._in_stream.codec_context
+            codec = _pick_encoder(output.default_audio_codec, AUDIO_ENCODERS, "audio")
+            rate = 48000 if "opus" in codec else in_ctx.sample_rate
+            self.stream = output.add_stream(codec, rate=rate, layout=in_ctx.layout.name)
+        self.codec_name = self.stream.codec_context.name
+        self._output = output
+        self._packets = self._input.demux(self._in_stream)
+        self._pending = None  # a packet read ahead of the mux horizon
+        self.bad_packets = 0
+        self._exhausted = False
+
+    def _next_packet(self):
+        import av
+
+        if self._pending is not None:
+            packet, self._pending = self._pending, None
+            return packet
+        while not self._exhausted:
+            try:
+                packet = next(self._packets)
+            except StopIteration:
+                self._exhausted = True
+                return None
+            except av.FFmpegError:  # truncated/damaged input: keep the audio that did demux
+                self.bad_packets += 1
+                self._exhausted = True
+                return None
+            if packet.dts is None and packet.size == 0:
+                continue  # the demuxer's flush packet
+            return packet
+        return None
+
+    def pump(self, until_s: float | None) -> None:
+        """Mux the audio up to ``until_s`` seconds (all of it when None)."""
+        import av
+
+        while (packet := self._next_packet()) is not None:
+            start = packet.pts if packet.pts is not None else packet.dts
+            if until_s is not None and start is not None and float(start * packet.time_base) > until_s:
+                self._pending = packet
+                return
+            if self.copied:
+                packet.stream = self.stream
+                self._output.mux(packet)
+                continue
+            try:
+                frames = packet.decode()
+            except av.FFmpegError:
+                self.bad_packets += 1
+                continue
+            for frame in frames:
+                self._output.mux(self.stream.encode(frame))
+
+    def finish(self, until_s: float | None) -> None:
+        """Mux what is left (up to ``until_s``), flush the encoder, close the input."""
+        try:
+            self.pump(until_s)
+            if not self.copied:
+                self._output.mux(self.stream.encode(None))
+        finally:
+            self._input.close()
+
+
+class VideoFileSink:
+    """Writes ``frame.output`` to a video file with PyAV: H.264 (VP9 for WebM), input timestamps kept.
+
+    The audio stream ``audio_stream`` of ``audio_from`` is carried over (copied, else re-encoded).
+    The file is written under a temporary name beside ``output``; ``close("complete")`` renames it to
+    ``output``; ``close("interrupted")`` keeps the playable part as :func:`partial_path` (or as
+    ``output`` when ``partial_on_interrupt`` is False: a recording has no "complete"); a failed run
+    leaves nothing behind. Frames of odd width/height are padded by one edge pixel (4:2:0 needs even sizes).
+    """
+
+    needs_main_thread = False
+
+    def __init__(self, output: str | os.PathLike, *, rate: Fraction, audio_from: str | os.PathLike | None = None,
+                 audio_stream: int | None = None, crf: int = 18, preset: str = "veryfast",
+                 partial_on_interrupt: bool = True):
+        import av
+
+        self.output = check_output_path(output, audio_from)
+        self.rate = Fraction(rate).limit_denominator(1_000_000) if rate else Fraction(30)
+        self.crf, self.preset = crf, preset
+        self.partial_on_interrupt = partial_on_interrupt
+        self.final_path: Path | None = None
+        self.frames_written = 0
+        fd, tmp = tempfile.mkstemp(prefix=f".{self.output.stem}.", suffix=f".part{self.output.suffix}",
+                                   dir=self.output.parent)
+        os.close(fd)
+        self._tmp = Path(tmp)
+        try:
+            self._container = av.open(str(self._tmp), "w", format=_format_for(self.output))
+        except (av.FFmpegError, ValueError) as exc:
+            self._tmp.unlink(missing_ok=True)
+            raise OutputError(f"cannot write {self.output}: {exc}") from exc
+        self._audio_from = Path(audio_from) if audio_from is not None and audio_stream is not None else None
+        self._audio_stream_index = audio_stream
+        self.audio: AudioCarrier | None = None
+        self._video = None
+        self._last_pts: int | None = None
+        self._end_s = 0.0
+
+    def _open_streams(self, frame: Frame) -> None:
+        import av
+
+        height, width = _even(frame.output.shape[0]), _even(frame.output.shape[1])
+        codec = _pick_encoder(self._container.default_video_codec, VIDEO_ENCODERS, "video")
+        stream = self._container.add_stream(codec, rate=self.rate)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        if frame.time_base is not None:
+            # The input's own clock: every frame keeps its timestamp, variable frame rate included.
+            stream.codec_context.time_base = frame.time_base
+            stream.time_base = frame.time_base
+        if codec == "libx264":
+            stream.options = {"crf": str(self.crf), "preset": self.preset}
+        elif codec == "libvpx-vp9":
+            stream.options = {"crf": str(max(self.crf, 24)), "b": "0", "deadline": "realtime", "cpu-used": "8",
+                              "row-mt": "1"}
+        self._video = stream
+        if self._audio_from is not None:
+            try:
+                self.audio = AudioCarrier(self._container, self._audio_from, self._audio_stream_index)
+            except av.FFmpegError as exc:
+                raise InputError(f"cannot carry the audio of {self._audio_from} over: {exc}") from exc
+
+    def write(self, frame: Frame) -> bool:
+        import av
+
+        if self._video is None:
+            self._open_streams(frame)
+        pixels = _pad_to_even(frame.output)
+        if pixels.shape[1] != self._video.width or pixels.shape[0] != self._video.height:
+            raise OutputError(f"frame {frame.index} is {pixels.shape[1]}×{pixels.shape[0]}, but the video "
+                              f"is {self._video.width}×{self._video.height}: a video cannot change size")
+        video_frame = av.VideoFrame.from_ndarray(pixels, format="rgb24")
+        time_base = frame.time_base or (1 / self.rate)
+        pts = frame.pts if frame.pts is not None else frame.index
+        if self._last_pts is not None and pts <= self._last_pts:
+            pts = self._last_pts + 1  # encoders need strictly increasing timestamps
+        self._last_pts = pts
+        video_frame.pts, video_frame.time_base = pts, time_base
+        if frame.duration:
+            video_frame.duration = frame.duration
+        start_s = float(pts * time_base)
+        self._end_s = start_s + float((frame.duration or 0) * time_base) if frame.duration else start_s
+        try:
+            if self.audio is not None:
+                self.audio.pump(start_s + AUDIO_LEAD_S)
+            self._container.mux(self._video.encode(video_frame))
+        except av.FFmpegError as exc:
+            raise OutputError(f"cannot encode into {self.output}: {exc}") from exc
+        self.frames_written += 1
+        return True
+
+    def close(self, status: RunStatus = "complete") -> None:
+        """Flush and close the container, then rename (complete / interrupted) or delete (failed)."""
+        import av
+
+        keep = status != "failed" and self.frames_written > 0
+        try:
+            if self._video is not None and keep:
+                if self.audio is not None:
+                    # A complete run carries all the audio; a stopped one only what its video covers.
+                    self.audio.finish(None if status == "complete" else self._end_s)
+                self._container.mux(self._video.encode(None))
+        except av.FFmpegError as exc:
+            keep = False
+            raise OutputError(f"cannot finish {self.output}: {exc}") from exc
+        finally:
+            try:
+                self._container.close()
+            except av.FFmpegError:
+                keep = False
+            if not keep:
+                self._tmp.unlink(missing_ok=True)
+            else:
+                interrupted = status == "interrupted" and self.partial_on_interrupt
+                self.final_path = partial_path(self.output) if interrupted else self.output
+                os.replace(self._tmp, self.final_path)
+
+
+class ImageFolderSink:
+    """Writes each output frame as ``frame_NNNNNN.png`` into a folder (created if missing)."""
+
+    needs_main_thread = False
+
+    def __init__(self, folder: str | os.PathLike):
+        self.folder = Path(folder)
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise OutputError(f"cannot create {self.folder}: {exc.strerror}") from exc
+        self.frames_written = 0
+        self.final_path = self.folder
+
+    def write(self, frame: Frame) -> bool:
+        path = self.folder / f"frame_{frame.index:06d}.png"
+        if not cv2.imwrite(str(path), np.ascontiguousarray(frame.output[..., ::-1])):
+            raise OutputError(f"cannot write {path}")
+        self.frames_written += 1
+        return True
+
+    def close(self, status: RunStatus = "complete") -> None:
+        pass
+
+
+class NullSink:
+    """Discards frames (benchmarks, headless runs); counts them."""
+
+    needs_main_thread = False
+
+    def __init__(self):
+        self.frames_written = 0
+
+    def write(self, frame: Frame) -> bool:
+        self.frames_written += 1
+        return True
+
+    def close(self, status: RunStatus = "complete") -> None:
+        pass
+
+
+def _format_for(path: Path) -> str | None:
+    # PyAV guesses from the name, but a temporary name ends in ".partEXT"; the suffix is what counts.
+    import av
+
+    suffix = path.suffix.lower().lstrip(".")
+    aliases = {"mkv": "matroska", "m4v": "mp4", "ts": "mpegts"}
+    name = aliases.get(suffix, suffix)
+    if name not in av.formats_available:
+        raise OutputError(f"cannot write {path}: unknown video format {path.suffix!r} (use .mp4, .mkv, .mov or .webm)")
+    return name
+
+
+def _pick_encoder(default: str, table: dict[str, tuple[str, ...]], kind: str) -> str:
+    import av
+
+    for name in table.get(default, ()) + (default,):
+        if name in av.codecs_available:
+            try:
+                av.Codec(name, "w")
+            except (av.FFmpegError, ValueError):
+                continue
+            return name
+    raise OutputError(f"no {kind} encoder for this output format ({default}) in this PyAV build")
+
+
+def _even(n: int) -> int:
+    return n + (n % 2)
+
+
+def _pad_to_even(rgb: np.ndarray) -> np.ndarray:
+    """uint8 (H, W, 3) → (even H, even W, 3), repeating the last row/column where needed."""
+    pad_h, pad_w = rgb.shape[0] % 2, rgb.shape[1] % 2
+    if not (pad_h or pad_w):
+        return rgb
+    return np.pad(rgb, ((0, pad_h), (0, pad_w), (0, 0)), mode="edge")
