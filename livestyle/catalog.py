@@ -121,6 +121,10 @@ class Catalog:
 def build_model(task: str, arch: dict) -> nn.Module:
     """A fresh network for ``task`` with architecture ``arch`` (the config's fields)."""
     try:
+        if task == "style" and arch.get("family") == "pytorch_examples":
+            from .community import CommunityNetConfig, CommunityTransformNet
+
+            return CommunityTransformNet(CommunityNetConfig(**arch))
         if task == "style":
             return TransformNet(TransformNetConfig(**arch))
         if task == "superres":
@@ -146,13 +150,26 @@ def save_model_file(model: nn.Module, path: str | os.PathLike, **extra_metadata:
 
 
 def load_model_file(path: str | os.PathLike) -> tuple[nn.Module, dict[str, str]]:
-    """Load a livestyle safetensors model file (no pickle). Returns (model in eval mode, metadata)."""
+    """Load a model file (no pickle). Returns (model in eval mode, metadata).
+
+    Livestyle safetensors files, and community style models detected from their content:
+    pytorch/examples fast_neural_style checkpoints and fast-neural-style ONNX files (see community.py).
+    """
     from safetensors import SafetensorError, safe_open
     from safetensors.torch import load_file
+
+    from .community import OnnxFileNet, community_kind, load_community_file
 
     path = Path(path)
     if not path.is_file():
         raise WeightsError(f"model file not found: {path}")
+    if community_kind(path) is not None:
+        model = load_community_file(path)
+        if isinstance(model, OnnxFileNet):
+            return model, {"livestyle.task": "style", "livestyle.source": "onnx",
+                           "livestyle.value_range": f"{model.value_range:g}"}
+        return model, {"livestyle.task": "style", "livestyle.source": "pytorch_examples_checkpoint",
+                       "livestyle.arch": json.dumps(model.config.to_dict())}
     try:
         with safe_open(str(path), framework="pt") as f:
             metadata = f.metadata() or {}
@@ -175,22 +192,37 @@ class ModelChoice:
 
     model: nn.Module
     name: str
-    task: str
+    task: str  # "style" | "superres" | "chain" (style, then ``superres_model``)
     scale: int = 1  # output size / input size
+    superres_model: nn.Module | None = None  # the chain's second network
 
 
 def choose_model(*, style: str | None = None, model_file: str | os.PathLike | None = None,
                  superres: int | None = None, catalog: Catalog | None = None) -> ModelChoice:
-    """Load exactly one of: a catalog style by name, a model file, or the catalog's ×N SR model."""
-    given = [v is not None for v in (style, model_file, superres)]
-    if sum(given) != 1:
+    """Load one of: a catalog style by name, a model file, or the catalog's ×N SR model.
+
+    A style (by name or file) together with ``superres`` is a chain: stylise, then upscale ×N.
+    """
+    if style is not None and model_file is not None:
+        raise UnknownModelError("choose exactly one of --style NAME, --model FILE (add --superres 4|8 to upscale)")
+    if style is None and model_file is None and superres is None:
         raise UnknownModelError("choose exactly one of --style NAME, --model FILE, --superres 4|8")
+    if catalog is None and (style is not None or superres is not None):
+        catalog = Catalog()
     if model_file is not None:
         model, metadata = load_model_file(model_file)
         name = Path(model_file).stem
-    else:
-        catalog = catalog or Catalog()
-        entry = catalog.get(style, task="style") if style is not None else catalog.superres(superres)
+    elif style is not None:
+        entry = catalog.get(style, task="style")
         model, name = catalog.load(entry), entry.name
-    scale = model.scale if isinstance(model, SRNet) else 1
-    return ModelChoice(model, name, "superres" if isinstance(model, SRNet) else "style", scale)
+    else:
+        entry = catalog.superres(superres)
+        return ModelChoice(catalog.load(entry), entry.name, "superres", superres)
+    if isinstance(model, SRNet):
+        if superres is not None:
+            raise UnknownModelError(f"{name} is a super-resolution model; --superres chains after a style model")
+        return ModelChoice(model, name, "superres", model.scale)
+    if superres is None:
+        return ModelChoice(model, name, "style", 1)
+    sr_entry = catalog.superres(superres)
+    return ModelChoice(model, f"{name}+{sr_entry.name}", "chain", superres, catalog.load(sr_entry))

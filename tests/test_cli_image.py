@@ -98,7 +98,8 @@ def test_bad_scale(tmp_path, photo):
 
 
 def test_two_models_at_once(tmp_path, photo, tiny_style_file):
-    one_line_error(run("image", photo, "-o", tmp_path / "o.png", "--model", tiny_style_file, "--superres", "4"),
+    # a style and a model file are two style models; (--style or --model) + --superres is a chain
+    one_line_error(run("image", photo, "-o", tmp_path / "o.png", "--model", tiny_style_file, "--style", "mosaic"),
                    "exactly one")
 
 

@@ -32,9 +32,9 @@ def main() -> None:
 
 
 def _register() -> None:
-    from . import image, styles
+    from . import cam, image, importcmd, styles, train, video
 
-    for module in (image, styles):
+    for module in (cam, image, importcmd, styles, train, video):
         main.add_command(module.command)
 
 

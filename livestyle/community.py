@@ -1,0 +1,434 @@
+"""Community style models: pytorch/examples ``fast_neural_style`` checkpoints and their ONNX exports.
+
+pytorch/examples' ``TransformerNet`` is Johnson et al.'s network with instance norm, reflection
+padding and nearest-upsample convolutions, but it takes and gives images in the 0–255 range with
+no output non-linearity. ``CommunityTransformNet`` rebuilds that architecture with the same
+state_dict keys (``conv1.conv2d.weight``, ``in1.weight``, ``res1.conv1.conv2d.weight``, …,
+``deconv3.conv2d.bias``), so a checkpoint loads unchanged, and converts to and from this project's
+[0, 1] convention at its boundary. ONNX files are run through onnxruntime by ``OnnxFileNet``.
+
+``load_community_file`` detects the kind of a file from its first bytes (zip/pickle → ``.pth``
+checkpoint, protobuf ``ModelProto`` → ONNX) and never unpickles arbitrary objects
+(``torch.load(weights_only=True)``).
+"""
+from __future__ import annotations
+
+import os
+import re
+import zipfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .errors import BackendUnavailableError, WeightsError
+
+FAMILY = "pytorch_examples"  # the ``family`` value of an imported model's architecture record
+COMMUNITY_SUFFIXES = (".pth", ".pt", ".model", ".onnx")
+# Old pytorch/examples checkpoints (PyTorch < 0.4) stored InstanceNorm running statistics that
+# the layer never uses at inference; their own stylize script drops them the same way.
+_RUNNING_STATS_KEY = re.compile(r"in\d+\.running_(mean|var)$|\.num_batches_tracked$")
+
+
+class _ReflectConv(nn.Module):
+    """Reflection padding (k // 2) then a convolution; attribute names follow pytorch/examples."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1,
+                 upsample: int | None = None):
+        super().__init__()
+        self.upsample = upsample
+        self.reflection_pad = nn.ReflectionPad2d(kernel_size // 2)
+        self.conv2d = nn.Conv2d(in_channels, out_channels, kernel_size, stride)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.upsample:
+            x = F.interpolate(x, scale_factor=self.upsample, mode="nearest")
+        return self.conv2d(self.reflection_pad(x))
+
+
+class _CommunityResidualBlock(nn.Module):
+    """conv → IN → ReLU → conv → IN, plus the input (no ReLU after the add)."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.conv1 = _ReflectConv(channels, channels, 3)
+        self.in1 = nn.InstanceNorm2d(channels, affine=True)
+        self.conv2 = _ReflectConv(channels, channels, 3)
+        self.in2 = nn.InstanceNorm2d(channels, affine=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = F.relu(self.in1(self.conv1(x)))
+        return x + self.in2(self.conv2(y))
+
+
+@dataclass(frozen=True)
+class CommunityNetConfig:
+    """Architecture of a pytorch/examples TransformerNet: the three encoder widths and the block count."""
+
+    channels: tuple[int, int, int] = (32, 64, 128)
+    blocks: int = 5
+    family: str = FAMILY
+
+    def __post_init__(self):
+        object.__setattr__(self, "channels", tuple(int(c) for c in self.channels))
+        if len(self.channels) != 3 or min(self.channels) < 1 or self.blocks < 0:
+            raise ValueError(f"bad community architecture: channels={self.channels}, blocks={self.blocks}")
+        if self.family != FAMILY:
+            raise ValueError(f"unknown model family {self.family!r}")
+
+    def to_dict(self) -> dict:
+        record = asdict(self)
+        record["channels"] = list(self.channels)
+        return record
+
+
+class CommunityTransformNet(nn.Module):
+    """pytorch/examples fast_neural_style ``TransformerNet``, layer for layer, any channel widths.
+
+    Input and output: float RGB (N, 3, H, W) in [0, 1]. Inside, the network sees ×255 values as it
+    was trained to, and its raw output is divided by 255 and clamped (their stylize script clamps to
+    0–255). H and W are edge-padded to a multiple of 4 (at least 8) and the output cropped back, so
+    the output has the input's size; for multiples of 4 this is exactly their forward pass.
+    """
+
+    stride = 4
+    min_size = 8
+    value_range = 255.0
+
+    def __init__(self, config: CommunityNetConfig = CommunityNetConfig()):
+        super().__init__()
+        self.config = config
+        c1, c2, c3 = config.channels
+        self.conv1 = _ReflectConv(3, c1, 9)
+        self.in1 = nn.InstanceNorm2d(c1, affine=True)
+        self.conv2 = _ReflectConv(c1, c2, 3, stride=2)
+        self.in2 = nn.InstanceNorm2d(c2, affine=True)
+        self.conv3 = _ReflectConv(c2, c3, 3, stride=2)
+        self.in3 = nn.InstanceNorm2d(c3, affine=True)
+        for i in range(1, config.blocks + 1):
+            self.add_module(f"res{i}", _CommunityResidualBlock(c3))
+        self.deconv1 = _ReflectConv(c3, c2, 3, upsample=2)
+        self.in4 = nn.InstanceNorm2d(c2, affine=True)
+        self.deconv2 = _ReflectConv(c2, c1, 3, upsample=2)
+        self.in5 = nn.InstanceNorm2d(c1, affine=True)
+        self.deconv3 = _ReflectConv(c1, 3, 9)
+
+    def forward_raw(self, x255: torch.Tensor) -> torch.Tensor:
+        """The reference forward pass: (N, 3, H, W) in 0–255 → unclamped 0–255-scale output."""
+        y = F.relu(self.in1(self.conv1(x255)))
+        y = F.relu(self.in2(self.conv2(y)))
+        y = F.relu(self.in3(self.conv3(y)))
+        for i in range(1, self.config.blocks + 1):
+            y = getattr(self, f"res{i}")(y)
+        y = F.relu(self.in4(self.deconv1(y)))
+        y = F.relu(self.in5(self.deconv2(y)))
+        return self.deconv3(y)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h, w = x.shape[-2:]
+        pad_h = max((-h) % self.stride, self.min_size - h)
+        pad_w = max((-w) % self.stride, self.min_size - w)
+        if pad_h or pad_w:
+            x = F.pad(x, (0, pad_w, 0, pad_h), mode="replicate")
+        y = self.forward_raw(x * self.value_range) / self.value_range
+        return y.clamp(0.0, 1.0)[..., :h, :w]
+
+
+def community_config_from_state_dict(state: dict[str, torch.Tensor]) -> CommunityNetConfig:
+    """Infer the channel widths and residual block count from a pytorch/examples state_dict."""
+    try:
+        c1 = state["conv1.conv2d.weight"].shape[0]
+        c2 = state["conv2.conv2d.weight"].shape[0]
+        c3 = state["conv3.conv2d.weight"].shape[0]
+    except KeyError as exc:
+        raise WeightsError(f"not a pytorch/examples fast_neural_style state_dict: no {exc.args[0]} key") from exc
+    blocks = sorted({int(m.group(1)) for k in state if (m := re.match(r"res(\d+)\.", k))})
+    if blocks != list(range(1, len(blocks) + 1)):
+        raise WeightsError(f"residual blocks are not numbered res1…resN: {blocks}")
+    return CommunityNetConfig((c1, c2, c3), len(blocks))
+
+
+def community_net_from_state_dict(state: dict[str, torch.Tensor]) -> CommunityTransformNet:
+    """Build and load a ``CommunityTransformNet`` from a pytorch/examples state_dict (eval mode)."""
+    state = {k: v for k, v in state.items() if not _RUNNING_STATS_KEY.search(k)}
+    net = CommunityTransformNet(community_config_from_state_dict(state))
+    try:
+        net.load_state_dict(state)
+    except RuntimeError as exc:
+        first = str(exc).strip().splitlines()[0]
+        raise WeightsError(f"weights do not fit the pytorch/examples TransformerNet layout: {first}") from exc
+    return net.eval()
+
+
+def load_community_checkpoint(path: str | os.PathLike) -> CommunityTransformNet:
+    """Load a pytorch/examples ``.pth`` checkpoint (tensors only, ``weights_only=True``)."""
+    path = Path(path)
+    try:
+        state = torch.load(str(path), map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises several types for files that are not safe tensor pickles
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise WeightsError(f"{path} is not a loadable PyTorch checkpoint (tensors only): {first}") from exc
+    if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
+        state = state["state_dict"]
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise WeightsError(f"{path} holds no state_dict of tensors")
+    state = {k.removeprefix("module."): v.float() for k, v in state.items()}
+    return community_net_from_state_dict(state)
+
+
+def _onnx_session(model_bytes: bytes, device: torch.device):
+    """An onnxruntime session on CUDA if asked for and available, else on the CPU."""
+    try:
+        import onnxruntime as ort
+    except ImportError as exc:
+        raise BackendUnavailableError("ONNX models need onnxruntime: pip install onnxruntime") from exc
+    providers = ["CPUExecutionProvider"]
+    if device.type == "cuda" and "CUDAExecutionProvider" in ort.get_available_providers():
+        providers.insert(0, "CUDAExecutionProvider")
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    return ort.InferenceSession(model_bytes, options, providers=providers)
+
+
+def _with_free_image_size(model) -> bytes:
+    """The ONNX model with its input/output H and W made symbolic (community exports fix them)."""
+    import onnx
+
+    model = onnx.ModelProto.FromString(model.SerializeToString())
+    for value, prefix in ((model.graph.input[0], "in"), (model.graph.output[0], "out")):
+        dims = value.type.tensor_type.shape.dim
+        for i in (2, 3):
+            dims[i].ClearField("dim_value")
+            dims[i].dim_param = f"{prefix}_{'hw'[i - 2]}"
+    del model.graph.value_info[:]  # stale static shapes of intermediate tensors
+    return model.SerializeToString()
+
+
+class OnnxFileNet(nn.Module):
+    """A fast-neural-style ONNX file run with onnxruntime, behind the project's [0, 1] convention.
+
+    Input/output: float RGB (N, 3, H, W) in [0, 1] on any device (frames run one at a time on the
+    CPU, or on CUDA where onnxruntime-gpu is installed). ``value_range`` is what the file's network
+    expects and gives: 255 (pytorch/examples) or 1. Files exported at a fixed size get symbolic
+    H/W; if the graph refuses other sizes, frames are resized to its fixed size and back.
+    It has no parameters: it cannot be trained, exported again or tiled.
+    """
+
+    def __init__(self, path: str | os.PathLike, *, value_range: float | None = None):
+        super().__init__()
+        import onnx
+
+        self.path = Path(path)
+        try:
+            proto = onnx.load(str(self.path))
+        except Exception as exc:  # onnx raises DecodeError and others for files that are not ONNX
+            raise WeightsError(f"{self.path} is not a readable ONNX file ({type(exc).__name__})") from exc
+        graph = proto.graph
+        initializers = {i.name for i in graph.initializer}
+        inputs = [i for i in graph.input if i.name not in initializers]
+        if len(inputs) != 1 or len(graph.output) != 1 or len(inputs[0].type.tensor_type.shape.dim) != 4:
+            raise WeightsError(f"{self.path}: expected one image input (N, 3, H, W) and one output")
+        del graph.input[:]
+        graph.input.extend(inputs)
+        dims = inputs[0].type.tensor_type.shape.dim
+        self.fixed_size = (dims[2].dim_value, dims[3].dim_value) if dims[2].dim_value and dims[3].dim_value else None
+        self.input_name, self._proto = inputs[0].name, proto
+        self._session = None
+        self._session_device: torch.device | None = None
+        self._resize_to_fixed = False
+        metadata = {p.key: p.value for p in proto.metadata_props}
+        if value_range is None and "livestyle.value_range" in metadata:
+            value_range = float(metadata["livestyle.value_range"])
+        self.value_range = float(value_range) if value_range is not None else self.detect_value_range()
+        if self.value_range not in (1.0, 255.0):
+            raise WeightsError(f"value range must be 1 or 255, got {self.value_range:g}")
+
+    def _session_for(self, device: torch.device):
+        if self._session is None or self._session_device != device:
+            if self.fixed_size is None:
+                self._session = _onnx_session(self._proto.SerializeToString(), device)
+            else:
+                try:
+                    self._session = _onnx_session(_with_free_image_size(self._proto), device)
+                except Exception:  # graph tied to its export size: run at that size instead
+                    self._session = _onnx_session(self._proto.SerializeToString(), device)
+                    self._resize_to_fixed = True
+            self._session_device = device
+        return self._session
+
+    def _run_one(self, image: np.ndarray, device: torch.device) -> np.ndarray:
+        """(1, 3, H, W) float32 in the file's range → its raw output."""
+        session = self._session_for(device)
+        try:
+            return session.run(None, {self.input_name: image})[0]
+        except Exception as exc:
+            if self.fixed_size is None or self._resize_to_fixed:
+                raise WeightsError(f"{self.path.name}: onnxruntime failed: {str(exc).splitlines()[0]}") from exc
+            self._session = _onnx_session(self._proto.SerializeToString(), device)
+            self._resize_to_fixed = True
+            return self._run_one(image, device)
+
+    def detect_value_range(self) -> float:
+        """255 if the network's output on a [0, 1] test image reaches beyond a few units, else 1."""
+        h, w = self.fixed_size or (64, 64)
+        yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+        probe = np.stack([xx / max(w - 1, 1), yy / max(h - 1, 1), 0.5 + 0.4 * np.sin(xx / 5.0)])[None]
+        out = self._run_one(np.ascontiguousarray(probe, dtype=np.float32), torch.device("cpu"))
+        # A [0, 1] network maps this probe to about [0, 1]; a 0–255 network's output stays in
+        # its own range whatever the input's scale, as instance norm follows its first conv.
+        return 255.0 if float(np.percentile(np.abs(out), 99)) > 4.0 else 1.0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        outputs = []
+        for frame in x:
+            image = frame[None].float()
+            h, w = image.shape[-2:]
+            if self._resize_to_fixed and (h, w) != self.fixed_size:
+                image = F.interpolate(image, size=self.fixed_size, mode="bilinear", align_corners=False)
+            raw = self._run_one(np.ascontiguousarray(image.cpu().numpy() * self.value_range), x.device)
+            y = torch.from_numpy(raw).float() / self.value_range
+            if y.shape[-2:] != (h, w):
+                y = F.interpolate(y, size=(h, w), mode="bilinear", align_corners=False) \
+                    if self._resize_to_fixed else y[..., :h, :w]
+            outputs.append(y.clamp(0.0, 1.0))
+        return torch.cat(outputs).to(x.device, x.dtype)
+
+
+def community_kind(path: str | os.PathLike) -> str | None:
+    """'checkpoint', 'onnx' or None, from the file's content (the suffix is not trusted)."""
+    path = Path(path)
+    with open(path, "rb") as f:
+        head = f.read(16)
+    if head.startswith(b"PK\x03\x04") and zipfile.is_zipfile(path):
+        return "checkpoint"  # torch.save's zip format
+    if head[:1] == b"\x80" and head[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05"):
+        return "checkpoint"  # legacy torch.save (pickle protocol 2+)
+    if head[:1] == b"\x08":  # protobuf field 1 (ir_version, varint) opens every ModelProto
+        return "onnx"
+    return None
+
+
+def load_community_file(path: str | os.PathLike, *, value_range: float | None = None) -> nn.Module:
+    """A community style model from ``path`` ([0, 1] in and out, eval mode), kind detected from content."""
+    path = Path(path)
+    if not path.is_file():
+        raise WeightsError(f"model file not found: {path}")
+    kind = community_kind(path)
+    if kind == "checkpoint":
+        return load_community_checkpoint(path)
+    if kind == "onnx":
+        return OnnxFileNet(path, value_range=value_range).eval()
+    raise WeightsError(f"{path} is neither a pytorch/examples checkpoint nor an ONNX file")
+
+
+def community_net_from_onnx(path: str | os.PathLike, *, value_range: float | None = None,
+                            atol: float = 2e-3) -> CommunityTransformNet:
+    """Rebuild a pytorch/examples TransformerNet from an ONNX export of it, checked against onnxruntime.
+
+    Weights are taken from the graph's Conv and InstanceNormalization nodes in order; the rebuilt
+    net must reproduce onnxruntime's output on a test image within ``atol`` ([0, 1] scale).
+    """
+    from onnx import numpy_helper
+
+    runner = OnnxFileNet(path, value_range=value_range)
+    if runner.value_range != 255.0:
+        raise WeightsError(f"{Path(path).name}: takes values in 0–1, so it is not a pytorch/examples export")
+    graph = runner._proto.graph
+    tensors = {i.name: torch.from_numpy(numpy_helper.to_array(i).copy()) for i in graph.initializer}
+    for node in graph.node:  # some exporters keep weights in Constant nodes
+        if node.op_type == "Constant" and node.attribute and node.attribute[0].name == "value":
+            tensors[node.output[0]] = torch.from_numpy(numpy_helper.to_array(node.attribute[0].t).copy())
+    convs = [n for n in graph.node if n.op_type == "Conv"]
+    norms = [n for n in graph.node if n.op_type == "InstanceNormalization"]
+    blocks = (len(convs) - 6) // 2
+    if len(convs) < 6 or len(convs) % 2 or len(norms) != len(convs) - 1:
+        raise WeightsError(f"{Path(path).name}: graph is not a pytorch/examples TransformerNet "
+                           f"({len(convs)} convolutions, {len(norms)} instance norms)")
+    conv_names = ["conv1", "conv2", "conv3"]
+    norm_names = ["in1", "in2", "in3"]
+    for i in range(1, blocks + 1):
+        conv_names += [f"res{i}.conv1", f"res{i}.conv2"]
+        norm_names += [f"res{i}.in1", f"res{i}.in2"]
+    conv_names += ["deconv1", "deconv2", "deconv3"]
+    norm_names += ["in4", "in5"]
+    state = {}
+    try:
+        for name, node in zip(conv_names, convs):
+            state[f"{name}.conv2d.weight"] = tensors[node.input[1]]
+            state[f"{name}.conv2d.bias"] = tensors[node.input[2]]
+        for name, node in zip(norm_names, norms):
+            state[f"{name}.weight"], state[f"{name}.bias"] = tensors[node.input[1]], tensors[node.input[2]]
+    except (KeyError, IndexError) as exc:
+        raise WeightsError(f"{Path(path).name}: a convolution or norm has weights computed in the graph") from exc
+    net = community_net_from_state_dict(state)
+    h, w = runner.fixed_size or (64, 64)
+    probe = torch.rand(1, 3, h, w, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        error = (net(probe) - runner(probe)).abs().max().item()
+    if error > atol:
+        raise WeightsError(f"{Path(path).name}: rebuilt network differs from the ONNX graph by {error:.3g}; "
+                           "it is not a pytorch/examples TransformerNet")
+    return net
+
+
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
+def import_community_model(source: str | os.PathLike, name: str, folder: str | os.PathLike, *,
+                           credit: str = "", licence: str = "", description: str = "",
+                           value_range: float | None = None):
+    """Convert a community model to ``folder/NAME.safetensors`` and add its entry to ``folder/catalog.json``.
+
+    Returns the new ``ModelEntry``. ONNX files are rebuilt as a ``CommunityTransformNet`` (and
+    checked against onnxruntime); the entry records the source file's sha256 in its recipe.
+    """
+    import json
+
+    from ._files import atomic_output, sha256_of
+    from .catalog import CATALOG_FILE, ModelEntry, save_model_file
+    from .errors import OutputError
+
+    source, folder = Path(source), Path(folder)
+    if not NAME_PATTERN.match(name):
+        raise OutputError(f"model name {name!r} must be letters, digits, '_', '-' or '.' (at most 64)")
+    if not folder.is_dir():
+        raise OutputError(f"catalog folder {folder} does not exist")
+    catalog_path = folder / CATALOG_FILE
+    try:
+        record = json.loads(catalog_path.read_text()) if catalog_path.is_file() else {"models": []}
+        models = record["models"]
+    except (ValueError, KeyError) as exc:
+        raise WeightsError(f"weights catalog {catalog_path} is not valid: {exc}") from exc
+    if any(m.get("name") == name for m in models):
+        raise OutputError(f"a model named {name!r} is already in {catalog_path}; choose another --name")
+    target = folder / f"{name}.safetensors"
+    if target.exists():
+        raise OutputError(f"{target} already exists; choose another --name")
+    kind = community_kind(source) if source.is_file() else None
+    if kind == "onnx":
+        net = community_net_from_onnx(source, value_range=value_range)
+    elif kind == "checkpoint":
+        net = load_community_checkpoint(source)
+    else:
+        raise WeightsError(f"{source} is neither a pytorch/examples checkpoint nor an ONNX file")
+    with atomic_output(target) as tmp:
+        digest = save_model_file(net, tmp, **{"livestyle.source": kind})
+    entry = ModelEntry(
+        name=name, task="style", arch=net.config.to_dict(), file=target.name, sha256=digest,
+        description=description or f"imported from {source.name} (pytorch/examples fast_neural_style layout)",
+        recipe={"source": f"pytorch/examples fast_neural_style {kind}", "source_file": source.name,
+                "source_sha256": sha256_of(source), "value_range": 255},
+        credit=credit or f"imported by the user from {source.name}",
+        licence=licence or "unknown: as stated by the model's authors",
+    )
+    models.append(entry.to_dict())
+    try:
+        with atomic_output(catalog_path) as tmp:
+            tmp.write_text(json.dumps(record, indent=2, ensure_ascii=False) + "\n")
+    except BaseException:
+        target.unlink(missing_ok=True)
+        raise
+    return entry
