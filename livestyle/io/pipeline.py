@@ -347,12 +347,13 @@ class Pipeline:
                 if frame is None:
                     break
                 stats.add(1, time.perf_counter() - t0)
-                if not self._to_infer.put(frame, self.stop):
+                if not self._to_infer.put(frame, self.stop, grace_s=0.0):
                     break
         except BaseException as exc:  # noqa: BLE001 - handed to the main thread by run()
             self._fail("capture", exc)
         finally:
-            self._to_infer.put(END, self.stop)
+            # After a stop nobody waits for END (a stopped, finished upstream means the end).
+            self._to_infer.put(END, self.stop, grace_s=0.0)
 
     def _take_batch(self, held: list[Frame]) -> list[Frame] | None:
         """Up to ``batch_size`` frames of one size: wait for the first, take the rest only if ready."""
@@ -408,7 +409,7 @@ class Pipeline:
         except BaseException as exc:  # noqa: BLE001
             self._fail("infer", exc)
         finally:
-            self._to_output.put(END, self.stop)
+            self._to_output.put(END, self.stop, grace_s=0.0)
 
     def _emit(self, handle, stats: StageStats, t0: float) -> None:
         frames = self.infer.collect(handle)
