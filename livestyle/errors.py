@@ -31,3 +31,11 @@ class BackendUnavailableError(LivestyleError):
 
 class SourceError(LivestyleError):
     """A capture source (camera, stream, file) cannot be opened or read."""
+
+
+class TrainingError(LivestyleError):
+    """A training run cannot start, continue or resume as asked (data set, checkpoint, diverging loss)."""
+
+
+class ExportError(LivestyleError):
+    """A model cannot be exported (ONNX) or built into an engine (TensorRT)."""

@@ -154,7 +154,8 @@ def resolve_weights(name: str, path: str | os.PathLike | None = None) -> LossNet
     if cached.is_file():
         return read_weights_file(cached)
     try:
-        state = weights.get_state_dict(progress=True)
+        # through torch.hub's module attribute (what torchvision calls too), so tests can stand in for the network
+        state = torch.hub.load_state_dict_from_url(weights.url, progress=True, check_hash=True)
     except Exception as exc:  # no network, hub unreachable, partial download
         raise LossNetWeightsError(
             f"no ImageNet weights for loss network {name!r}: pass {WEIGHTS_OPTION} FILE or set "

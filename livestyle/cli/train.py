@@ -1,0 +1,187 @@
+"""`livestyle train style|superres`: train a feed-forward network (Johnson et al. 2016 recipe by default)."""
+from __future__ import annotations
+
+import click
+
+from ..models.lossnets import LOSS_NETWORKS, WEIGHTS_OPTION
+
+
+def _taps(value: str | None) -> tuple[str, ...] | None:
+    return tuple(t.strip() for t in value.split(",") if t.strip()) if value else None
+
+
+def _tap_weights(ctx, param, value: str | None) -> dict[str, float]:
+    """"conv1=20,fire5=5" → {"conv1": 20.0, "fire5": 5.0}."""
+    weights = {}
+    for item in (value or "").split(","):
+        if not item.strip():
+            continue
+        tap, sep, number = item.partition("=")
+        try:
+            weights[tap.strip()] = float(number)
+        except ValueError:
+            sep = ""
+        if not sep:
+            raise click.BadParameter(f"expected TAP=WEIGHT[,TAP=WEIGHT…], got {item!r}", ctx, param)
+    return weights
+
+
+def loss_net_options(f):
+    """--loss-net NAME, --loss-net-weights FILE (else $LIVESTYLE_LOSSNET_WEIGHTS, torchvision's cache/download)."""
+    f = click.option(WEIGHTS_OPTION, "loss_net_weights", type=click.Path(dir_okay=False), default=None,
+                     help="Loss-network weights (.safetensors or torchvision .pth); "
+                          "else $LIVESTYLE_LOSSNET_WEIGHTS, torchvision's cache, download.")(f)
+    f = click.option("--loss-net", type=click.Choice(list(LOSS_NETWORKS)), default="squeezenet1_1",
+                     show_default=True, help="Frozen ImageNet network the losses are measured with.")(f)
+    return f
+
+
+def run_options(f):
+    """Device, precision, checkpoints, previews, seed, catalog."""
+    options = [
+        click.option("--catalog", type=click.Path(), default=None,
+                     help="Also add (or replace) the model's entry in this catalog.json (or folder)."),
+        click.option("--preview-dir", type=click.Path(file_okay=False), default=None,
+                     help="Folder for preview images (default: beside OUT)."),
+        click.option("--preview-every", type=click.IntRange(min=0), default=500, show_default=True,
+                     help="Write a preview image every N steps (0: never)."),
+        click.option("--resume", is_flag=True, help="Continue the run saved in --checkpoint."),
+        click.option("--checkpoint-every", type=click.IntRange(min=0), default=1000, show_default=True),
+        click.option("--checkpoint", type=click.Path(dir_okay=False), default=None,
+                     help="Checkpoint file (default: OUT with suffix .ckpt)."),
+        click.option("--channels-last", type=click.Choice(["auto", "on", "off"]), default="auto",
+                     show_default=True, help="Memory layout; auto times both on CUDA."),
+        click.option("--amp", type=click.Choice(["auto", "off", "bf16", "fp16"]), default="auto", show_default=True,
+                     help="Mixed precision; auto times fp32/TF32 against bf16 on CUDA, off on CPU."),
+        click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N."),
+        click.option("--no-progress", is_flag=True, help="No progress bar."),
+        click.option("--seed", type=int, default=0, show_default=True, help="Seed of weights and data order."),
+        click.option("--data-limit", type=click.IntRange(min=1), default=None,
+                     help="Use only the first N photos of the data set."),
+        click.option("--lr", type=float, default=1e-3, show_default=True, help="Adam learning rate."),
+        click.option("--batch-size", type=click.IntRange(min=1), default=4, show_default=True),
+        click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
+                     help="Model file to write (.safetensors); its catalog entry goes to OUT.json."),
+        click.option("--dataset", required=True, type=click.Path(exists=True),
+                     help="Folder of photos (searched recursively) or a .npz pack (bench/pack_data.py)."),
+    ]
+    for option in options:
+        f = option(f)
+    return f
+
+
+def _run_options(output, *, device, amp, channels_last, checkpoint, checkpoint_every, resume, preview_dir,
+                 preview_every, no_progress):
+    from pathlib import Path
+
+    from ..train import RunOptions
+
+    output = Path(output)
+    return RunOptions(device=device, amp=amp, channels_last=channels_last,
+                      checkpoint=checkpoint or str(output.with_suffix(".ckpt")), checkpoint_every=checkpoint_every,
+                      resume=resume, preview_dir=preview_dir or str(output.parent / f"{output.stem}_previews"),
+                      preview_every=preview_every, progress=not no_progress)
+
+
+def _report(result, output, catalog) -> None:
+    from ..train import add_catalog_entry
+
+    losses = ", ".join(f"{k} {v:.4g}" for k, v in result.final_losses.items())
+    click.echo(f"{output}: {result.steps} steps, {result.images_per_second:.1f} images/s, final {losses}", err=True)
+    skipped = len(result.skipped_images)
+    if skipped:
+        click.echo(f"skipped {skipped} unreadable image(s) of {skipped + result.dataset_images}, e.g. "
+                   f"{result.skipped_images[0]}", err=True)
+    if catalog:
+        path = add_catalog_entry(catalog, result.entry)
+        click.echo(f"catalog entry {result.entry['name']!r} written to {path}", err=True)
+
+
+@click.group("train")
+def command() -> None:
+    """Train a style or super-resolution network (Johnson et al. 2016 recipe by default)."""
+
+
+@command.command("style")
+@click.option("--style-image", required=True, type=click.Path(exists=True, dir_okay=False), help="The painting.")
+@run_options
+@loss_net_options
+@click.option("--content-taps", default=None, help="Comma-separated taps (default: the loss network's).")
+@click.option("--style-taps", default=None, help="Comma-separated taps (default: the loss network's).")
+@click.option("--content-weight", type=float, default=None, help="Default: measured per loss network.")
+@click.option("--style-weight", type=float, default=None, help="Default: measured per loss network.")
+@click.option("--style-tap-weights", callback=_tap_weights, default=None, help="Per style tap, e.g. conv1=20,fire5=5.")
+@click.option("--tv-weight", type=float, default=None, help="Total-variation weight (default per loss network).")
+@click.option("--style-size", type=click.IntRange(min=16), default=256, show_default=True,
+              help="Long side the style image is resized to.")
+@click.option("--image-size", type=click.IntRange(min=16), default=256, show_default=True,
+              help="Training crop size (photos resized to this short side first).")
+@click.option("--iterations", type=click.IntRange(min=1), default=40_000, show_default=True)
+@click.option("--width", type=click.IntRange(min=1), default=32, show_default=True,
+              help="First conv's channels (32 paper; 8–16 real-time CPU variants).")
+@click.option("--blocks", type=click.IntRange(min=0), default=5, show_default=True, help="Residual blocks.")
+@click.option("--name", default=None, help="Catalog name (default: OUT's stem).")
+@click.option("--variant", type=click.Choice(["full", "small"]), default="full", show_default=True)
+@click.option("--quality-image", "quality_images", multiple=True, type=click.Path(exists=True, dir_okay=False),
+              help="Content photo to measure the final losses on (repeatable).")
+@click.option("--gatys-iterations", default="", help="Also measure Gatys after these L-BFGS counts, e.g. 100,500.")
+def style_command(style_image, dataset, output, batch_size, lr, data_limit, seed, no_progress, device, amp,
+                  channels_last, checkpoint, checkpoint_every, resume, preview_every, preview_dir, catalog,
+                  loss_net, loss_net_weights, content_taps, style_taps, content_weight, style_weight,
+                  style_tap_weights, tv_weight, style_size, image_size, iterations, width, blocks, name, variant,
+                  quality_images, gatys_iterations):
+    """Train a style network: livestyle train style --style-image IMG --dataset DIR -o FILE."""
+    from ..objective import ObjectiveConfig
+    from ..train import StyleRecipe, train_style
+
+    objective = ObjectiveConfig(loss_net=loss_net, content_taps=_taps(content_taps), style_taps=_taps(style_taps),
+                                content_weight=content_weight, style_weight=style_weight, tv_weight=tv_weight,
+                                style_tap_weights=style_tap_weights, style_size=style_size)
+    recipe = StyleRecipe(style_image=style_image, dataset=dataset, objective=objective, width=width, blocks=blocks,
+                         image_size=image_size, batch_size=batch_size, iterations=iterations, lr=lr, seed=seed,
+                         data_limit=data_limit, loss_net_weights=loss_net_weights)
+    options = _run_options(output, device=device, amp=amp, channels_last=channels_last, checkpoint=checkpoint,
+                           checkpoint_every=checkpoint_every, resume=resume, preview_dir=preview_dir,
+                           preview_every=preview_every, no_progress=no_progress)
+    counts = tuple(int(c) for c in gatys_iterations.split(",") if c.strip())
+    result = train_style(recipe, output, options, name=name, variant=variant, quality_images=list(quality_images),
+                         gatys_iterations=counts)
+    _report(result, output, catalog)
+
+
+@command.command("superres")
+@click.option("--scale", type=click.Choice(["4", "8"]), required=True)
+@click.option("--loss", type=click.Choice(["pixel", "feat"]), default="pixel", show_default=True)
+@run_options
+@loss_net_options
+@click.option("--feature-taps", default=None, help="Taps of the feature loss (default: fire2 / relu2_2).")
+@click.option("--tv-weight", type=float, default=None, help="Total-variation weight (default 0 pixel, 1e3 feat).")
+@click.option("--patch-size", type=click.IntRange(min=16), default=288, show_default=True)
+@click.option("--iterations", type=click.IntRange(min=1), default=200_000, show_default=True)
+@click.option("--width", type=click.IntRange(min=1), default=64, show_default=True)
+@click.option("--blocks", type=click.IntRange(min=0), default=4, show_default=True)
+@click.option("--name", default=None, help="Catalog name (default: OUT's stem).")
+@click.option("--eval-set", "eval_sets", multiple=True, metavar="NAME=DIR",
+              help="Measure PSNR/SSIM against bicubic on this folder of HR images (repeatable).")
+def superres_command(scale, loss, dataset, output, batch_size, lr, data_limit, seed, no_progress, device, amp,
+                     channels_last, checkpoint, checkpoint_every, resume, preview_every, preview_dir, catalog,
+                     loss_net, loss_net_weights, feature_taps, tv_weight, patch_size, iterations, width, blocks,
+                     name, eval_sets):
+    """Train a ×4/×8 SR network: livestyle train superres --scale 4 --loss pixel --dataset DIR -o FILE."""
+    from ..train import SuperResRecipe, train_superres
+
+    sets = {}
+    for item in eval_sets:
+        set_name, sep, folder = item.partition("=")
+        if not sep:
+            raise click.BadParameter(f"expected NAME=DIR, got {item!r}", param_hint="--eval-set")
+        sets[set_name] = folder
+    recipe = SuperResRecipe(dataset=dataset, scale=int(scale), loss=loss, loss_net=loss_net,
+                            feature_taps=_taps(feature_taps), tv_weight=tv_weight, width=width, blocks=blocks,
+                            patch_size=patch_size, batch_size=batch_size, iterations=iterations, lr=lr, seed=seed,
+                            data_limit=data_limit, loss_net_weights=loss_net_weights)
+    options = _run_options(output, device=device, amp=amp, channels_last=channels_last, checkpoint=checkpoint,
+                           checkpoint_every=checkpoint_every, resume=resume, preview_dir=preview_dir,
+                           preview_every=preview_every, no_progress=no_progress)
+    result = train_superres(recipe, output, options, name=name, quality_sets=sets or None)
+    _report(result, output, catalog)

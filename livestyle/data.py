@@ -1,0 +1,271 @@
+"""Training data: photos decoded once into memory as uint8, random crops drawn from there.
+
+A data set is a folder of photos (searched recursively) or a *pack*: one ``.npz`` file holding the
+encoded bytes of many photos (``bench/pack_data.py`` writes them; small enough to carry to a GPU
+machine). Either way every photo is decoded exactly once, resized once, and kept as a uint8
+(3, H, W) tensor on the training device; batches are cut from there, so training never waits on
+JPEG decoding. Files that do not decode are skipped and counted, never fatal.
+
+Style (Johnson et al. 2016, Sec. 4.1): photos resized so the short side is 256, random 256×256
+crops. Super-resolution (Sec. 4.2): random 288×288 high-resolution patches; the low-resolution
+input is the patch blurred by a Gaussian of σ = 1.0, then bicubic-downsampled by the scale.
+"""
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .errors import InputError
+
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".ppm", ".pgm"})
+PACK_SUFFIX = ".npz"
+PACK_KEYS = ("encoded", "offsets", "names")
+
+
+def list_image_files(folder: str | os.PathLike) -> list[Path]:
+    """Every file under ``folder`` (recursively) with an image suffix, in a stable sorted order."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise InputError(f"data set folder not found: {folder}")
+    return sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+
+
+def write_pack(named_bytes: Iterable[tuple[str, bytes]], path: str | os.PathLike) -> int:
+    """Store encoded images as one ``.npz`` (uint8 bytes, int64 offsets, names; no pickle). Returns its size."""
+    from ._files import atomic_output
+
+    names, blobs = [], []
+    for name, blob in named_bytes:
+        names.append(name)
+        blobs.append(np.frombuffer(blob, dtype=np.uint8))
+    offsets = np.zeros(len(blobs) + 1, dtype=np.int64)
+    offsets[1:] = np.cumsum([len(b) for b in blobs])
+    encoded = np.concatenate(blobs) if blobs else np.zeros(0, dtype=np.uint8)
+    path = Path(path)
+    with atomic_output(path) as tmp:
+        with open(tmp, "wb") as f:  # a file object, so numpy does not append a second ".npz"
+            np.savez(f, encoded=encoded, offsets=offsets, names=np.array(names, dtype=str))
+    return path.stat().st_size
+
+
+def read_pack(path: str | os.PathLike) -> list[tuple[str, bytes]]:
+    """The (name, encoded bytes) pairs of a pack written by :func:`write_pack`."""
+    try:
+        with np.load(path, allow_pickle=False) as pack:
+            if any(k not in pack for k in PACK_KEYS):
+                raise InputError(f"{path} is not a livestyle image pack (it lacks {', '.join(PACK_KEYS)})")
+            encoded, offsets, names = pack["encoded"], pack["offsets"], pack["names"]
+    except (OSError, ValueError) as exc:
+        raise InputError(f"cannot read image pack {path}: {exc}") from exc
+    return [(str(n), encoded[offsets[i]:offsets[i + 1]].tobytes()) for i, n in enumerate(names)]
+
+
+def resize_short_side(rgb: np.ndarray, short_side: int) -> np.ndarray:
+    """uint8 (H, W, 3) → uint8 with min(H, W) == ``short_side``, aspect kept (area filter to shrink)."""
+    h, w = rgb.shape[:2]
+    factor = short_side / min(h, w)
+    if factor == 1:
+        return rgb
+    size = (max(short_side, round(w * factor)), max(short_side, round(h * factor)))
+    interpolation = cv2.INTER_AREA if factor < 1 else cv2.INTER_CUBIC
+    return cv2.resize(rgb, size, interpolation=interpolation)
+
+
+def decode_rgb(blob: bytes) -> np.ndarray | None:
+    """Encoded image bytes → uint8 RGB (H, W, 3), or None where the bytes do not decode.
+
+    Greyscale becomes three equal channels and alpha is dropped (training uses RGB only).
+    """
+    data = np.frombuffer(blob, dtype=np.uint8)
+    if data.size == 0:
+        return None
+    bgr = cv2.imdecode(data, cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)
+    if bgr is None or bgr.ndim != 3 or min(bgr.shape[:2]) < 2:
+        return None
+    return np.ascontiguousarray(bgr[..., ::-1])
+
+
+@dataclass
+class DecodedImages:
+    """Photos decoded from a folder or pack: uint8 RGB (H, W, 3) arrays, and what was skipped."""
+
+    images: list[np.ndarray]
+    names: list[str]
+    skipped: list[str]  # names that did not decode (corrupt, truncated, not an image)
+    source: str
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+
+def _sources(source: str | os.PathLike) -> list[tuple[str, Path | bytes]]:
+    source = Path(source)
+    if source.is_file() and source.suffix == PACK_SUFFIX:
+        return list(read_pack(source))
+    root = source
+    return [(str(p.relative_to(root)), p) for p in list_image_files(source)]
+
+
+def decode_images(source: str | os.PathLike, *, short_side: int | None = None, min_side: int | None = None,
+                  limit: int | None = None, workers: int | None = None) -> DecodedImages:
+    """Decode every photo of a folder or pack once, in parallel threads (OpenCV releases the GIL).
+
+    ``short_side``: resize each so its short side is exactly this; ``min_side``: only enlarge those
+    whose short side is smaller. ``limit``: the first N files in sorted order (for small runs).
+    Raises InputError where nothing decodes.
+    """
+    items = _sources(source)[:limit] if limit else _sources(source)
+    if not items:
+        raise InputError(f"no images in data set {source} (looked for {', '.join(sorted(IMAGE_SUFFIXES))})")
+
+    def load(item: tuple[str, Path | bytes]) -> np.ndarray | None:
+        name, data = item
+        if isinstance(data, Path):
+            try:
+                data = data.read_bytes()
+            except OSError:
+                return None
+        rgb = decode_rgb(data)
+        if rgb is None:
+            return None
+        if short_side is not None:
+            rgb = resize_short_side(rgb, short_side)
+        elif min_side is not None and min(rgb.shape[:2]) < min_side:
+            rgb = resize_short_side(rgb, min_side)
+        return rgb
+
+    with ThreadPoolExecutor(max_workers=workers or min(16, os.cpu_count() or 1)) as pool:
+        decoded = list(pool.map(load, items))
+    images = [rgb for rgb in decoded if rgb is not None]
+    names = [name for (name, _), rgb in zip(items, decoded) if rgb is not None]
+    skipped = [name for (name, _), rgb in zip(items, decoded) if rgb is None]
+    if not images:
+        raise InputError(f"none of the {len(items)} files in data set {source} could be decoded")
+    return DecodedImages(images, names, skipped, str(source))
+
+
+class ImageBank:
+    """Decoded photos as uint8 (3, H, W) tensors on one device; draws random square crops.
+
+    Randomness comes only from the ``torch.Generator`` passed in (a CPU one), so a run with a
+    saved generator state continues exactly.
+    """
+
+    def __init__(self, decoded: DecodedImages, device: torch.device | str = "cpu"):
+        self.device = torch.device(device)
+        self.names = decoded.names
+        self.skipped = decoded.skipped
+        self.images = [torch.from_numpy(rgb).permute(2, 0, 1).contiguous().to(self.device) for rgb in decoded.images]
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    @property
+    def nbytes(self) -> int:
+        return sum(t.numel() for t in self.images)
+
+    def min_side(self) -> int:
+        return min(min(t.shape[-2:]) for t in self.images)
+
+    def sample_crops(self, count: int, size: int, generator: torch.Generator, flip: bool = True) -> torch.Tensor:
+        """``count`` random ``size``×``size`` crops (random photo, place, horizontal flip) → uint8 (N, 3, size, size)."""
+        if self.min_side() < size:
+            raise InputError(f"crop size {size} is larger than the smallest photo ({self.min_side()} px)")
+        picks = torch.randint(len(self.images), (count,), generator=generator).tolist()
+        fractions = torch.rand((count, 2), generator=generator, dtype=torch.float64).tolist()
+        flips = torch.rand((count,), generator=generator).tolist()
+        crops = []
+        for index, (fy, fx), f in zip(picks, fractions, flips):
+            image = self.images[index]
+            h, w = image.shape[-2:]
+            top, left = int(fy * (h - size + 1)), int(fx * (w - size + 1))
+            crop = image[:, top:top + size, left:left + size]
+            crops.append(crop.flip(-1) if flip and f < 0.5 else crop)
+        return torch.stack(crops)
+
+
+def to_float(images: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """uint8 (N, 3, H, W) → float RGB in [0, 1]."""
+    return images.to(dtype) / 255.0
+
+
+def gaussian_kernel1d(sigma: float, dtype: torch.dtype = torch.float32, device=None) -> torch.Tensor:
+    """Normalised 1-D Gaussian taps covering ±3σ: (2·ceil(3σ) + 1,)."""
+    radius = max(1, math.ceil(3 * sigma))
+    x = torch.arange(-radius, radius + 1, dtype=torch.float64)
+    kernel = torch.exp(-0.5 * (x / sigma) ** 2)
+    return (kernel / kernel.sum()).to(dtype=dtype, device=device)
+
+
+def gaussian_blur(images: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Separable Gaussian blur with reflected borders: float (N, C, H, W) → same shape."""
+    kernel = gaussian_kernel1d(sigma, images.dtype, images.device)
+    radius, channels = kernel.numel() // 2, images.shape[1]
+    x = F.pad(images, (radius, radius, radius, radius), mode="reflect")
+    x = F.conv2d(x, kernel.view(1, 1, 1, -1).expand(channels, 1, 1, -1), groups=channels)
+    return F.conv2d(x, kernel.view(1, 1, -1, 1).expand(channels, 1, -1, 1), groups=channels)
+
+
+def make_low_resolution(high: torch.Tensor, scale: int, sigma: float = 1.0) -> torch.Tensor:
+    """The paper's SR input: Gaussian blur (σ) then bicubic downsampling by ``scale``.
+
+    float (N, 3, H, W) in [0, 1] with H, W multiples of ``scale`` → (N, 3, H/scale, W/scale) in [0, 1].
+    """
+    h, w = high.shape[-2:]
+    if h % scale or w % scale:
+        raise ValueError(f"patch {h}×{w} is not a multiple of the scale {scale}")
+    blurred = gaussian_blur(high, sigma) if sigma > 0 else high
+    # the blur already removed what bicubic would alias, so no extra antialiasing filter here
+    low = F.interpolate(blurred, size=(h // scale, w // scale), mode="bicubic", align_corners=False)
+    return low.clamp(0.0, 1.0)
+
+
+class StyleData:
+    """Content batches for style training: random ``crop``×``crop`` crops, float RGB [0, 1] (N, 3, crop, crop)."""
+
+    def __init__(self, bank: ImageBank, crop: int = 256):
+        self.bank, self.crop = bank, crop
+
+    def batch(self, size: int, generator: torch.Generator) -> torch.Tensor:
+        return to_float(self.bank.sample_crops(size, self.crop, generator))
+
+
+class SuperResData:
+    """(low, high) pairs for SR training: high (N, 3, patch, patch), low (N, 3, patch/s, patch/s), in [0, 1]."""
+
+    def __init__(self, bank: ImageBank, scale: int, patch: int = 288, sigma: float = 1.0):
+        if patch % scale:
+            raise InputError(f"patch size {patch} is not a multiple of the scale {scale}")
+        self.bank, self.scale, self.patch, self.sigma = bank, scale, patch, sigma
+
+    def batch(self, size: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        high = to_float(self.bank.sample_crops(size, self.patch, generator))
+        return make_low_resolution(high, self.scale, self.sigma), high
+
+
+def load_bank(source: str | os.PathLike, *, device: torch.device | str = "cpu", short_side: int | None = None,
+              min_side: int | None = None, limit: int | None = None) -> ImageBank:
+    """Decode a folder or pack once and place it on ``device`` (see :func:`decode_images`)."""
+    return ImageBank(decode_images(source, short_side=short_side, min_side=min_side, limit=limit), device)
+
+
+def encode_for_pack(rgb: np.ndarray, quality: int = 95) -> bytes:
+    """uint8 RGB (H, W, 3) → JPEG bytes at ``quality`` (what packs hold)."""
+    ok, buffer = cv2.imencode(".jpg", np.ascontiguousarray(rgb[..., ::-1]), [cv2.IMWRITE_JPEG_QUALITY, quality])
+    if not ok:
+        raise InputError("JPEG encoding failed")
+    return buffer.tobytes()
+
+
+def pack_images(decoded: DecodedImages, path: str | os.PathLike, quality: int = 95) -> int:
+    """Write decoded (already resized) photos as a JPEG pack; returns the file size in bytes."""
+    return write_pack(((n, encode_for_pack(rgb, quality)) for n, rgb in zip(decoded.names, decoded.images)), path)

@@ -1,0 +1,186 @@
+import json
+import shutil
+
+import cv2
+import numpy as np
+import pytest
+import torch
+import torchvision
+from click.testing import CliRunner
+
+from livestyle import Catalog, load_model_file
+from livestyle.cli import main
+from livestyle.errors import TrainingError
+from livestyle.models.lossnets import ENV_WEIGHTS
+from livestyle.objective import ObjectiveConfig
+from livestyle.train import RunOptions, StyleRecipe, SuperResRecipe, add_catalog_entry, train_style, train_superres
+
+FAST = RunOptions(device="cpu", progress=False, log_every=2, checkpoint_every=0)
+
+
+def smooth_image(rng, h, w):
+    small = rng.integers(0, 256, (max(2, h // 8), max(2, w // 8), 3), dtype=np.uint8)
+    return cv2.resize(small, (w, h), interpolation=cv2.INTER_CUBIC)
+
+
+@pytest.fixture
+def dataset(tmp_path):
+    """Six small photo-like PNGs and one corrupt file."""
+    rng = np.random.default_rng(0)
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for i in range(6):
+        cv2.imwrite(str(folder / f"{i}.png"), smooth_image(rng, 40, 48))
+    (folder / "corrupt.jpg").write_bytes(b"\xff\xd8\xff not a jpeg")
+    return folder
+
+
+@pytest.fixture
+def style_image(tmp_path):
+    rng = np.random.default_rng(1)
+    path = tmp_path / "painting.png"
+    stripes = np.zeros((48, 64, 3), np.uint8)
+    stripes[:, ::4] = (255, 40, 0)
+    stripes[::6] = (0, 60, 255)
+    cv2.imwrite(str(path), cv2.addWeighted(stripes, 0.8, smooth_image(rng, 48, 64), 0.2, 0))
+    return path
+
+
+@pytest.fixture(scope="module")
+def lossnet_weights(tmp_path_factory):
+    """Random SqueezeNet weights in a file (tests never need ImageNet weights)."""
+    from safetensors.torch import save_file
+
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("lossnet") / "squeezenet_random.safetensors"
+    save_file({k: v.contiguous() for k, v in torchvision.models.squeezenet1_1().state_dict().items()}, str(path))
+    return path
+
+
+def tiny_recipe(style_image, dataset, lossnet_weights, **changes):
+    fields = dict(style_image=str(style_image), dataset=str(dataset), width=4, blocks=1, image_size=32,
+                  batch_size=2, iterations=12, lr=1e-2, objective=ObjectiveConfig(style_size=48),
+                  loss_net_weights=str(lossnet_weights))
+    return StyleRecipe(**{**fields, **changes})
+
+
+def test_a_few_iterations_lower_the_loss(style_image, dataset, lossnet_weights, tmp_path):
+    torch.set_num_threads(1)
+    result = train_style(tiny_recipe(style_image, dataset, lossnet_weights, iterations=30), tmp_path / "m.safetensors",
+                         FAST)
+    totals = result.history["total"]
+    assert len(totals) == 15
+    assert np.mean(totals[-3:]) < 0.7 * np.mean(totals[:2])
+    assert result.skipped_images == ["corrupt.jpg"] and result.dataset_images == 6
+
+
+def test_checkpoint_then_resume_equals_uninterrupted_run(style_image, dataset, lossnet_weights, tmp_path):
+    torch.set_num_threads(1)
+    whole = train_style(tiny_recipe(style_image, dataset, lossnet_weights, iterations=8), tmp_path / "whole.safetensors",
+                        FAST)
+    ckpt = str(tmp_path / "run.ckpt")
+    first = tiny_recipe(style_image, dataset, lossnet_weights, iterations=4)
+    train_style(first, tmp_path / "part.safetensors", RunOptions(**{**FAST.__dict__, "checkpoint": ckpt}))
+    resumed = train_style(tiny_recipe(style_image, dataset, lossnet_weights, iterations=8),
+                          tmp_path / "part.safetensors",
+                          RunOptions(**{**FAST.__dict__, "checkpoint": ckpt, "resume": True}))
+    assert resumed.steps == 8
+    for (key, a), b in zip(whole.model.state_dict().items(), resumed.model.state_dict().values()):
+        assert torch.equal(a, b), key  # bit-identical on CPU
+    assert resumed.history["total"] == whole.history["total"]
+    # a checkpoint of another run is refused with the fields that differ
+    other = tiny_recipe(style_image, dataset, lossnet_weights, iterations=8, lr=5e-3)
+    with pytest.raises(TrainingError, match="differs in lr"):
+        train_style(other, tmp_path / "x.safetensors", RunOptions(**{**FAST.__dict__, "checkpoint": ckpt,
+                                                                      "resume": True}))
+
+
+def test_model_file_and_entry_load_through_catalog_and_run_in_image(style_image, dataset, lossnet_weights, tmp_path,
+                                                                   monkeypatch):
+    torch.set_num_threads(1)
+    out = tmp_path / "tiny.safetensors"
+    preview_dir = tmp_path / "previews"
+    result = train_style(tiny_recipe(style_image, dataset, lossnet_weights, iterations=4), out,
+                         RunOptions(**{**FAST.__dict__, "preview_dir": str(preview_dir), "preview_every": 2}),
+                         name="tiny", variant="small", quality_images=[str(style_image)])
+    assert sorted(p.name for p in preview_dir.iterdir()) == ["style_0000002.png", "style_0000004.png"]
+    entry = json.loads(out.with_suffix(".json").read_text())
+    assert entry == result.entry
+    recipe = entry["recipe"]
+    assert recipe["loss_net"] == "squeezenet1_1" and len(recipe["loss_net_weights_sha256"]) == 64
+    assert recipe["dataset"]["images"] == 6 and recipe["dataset"]["skipped"] == 1
+    assert recipe["iterations"] == 4 and set(recipe["final_losses"]) == {"total", "content", "style", "tv"}
+    assert entry["quality"]["style_losses"]["feedforward"]["total"] > 0
+    assert entry["credit"] and entry["licence"] and entry["variant"] == "small"
+
+    weights = tmp_path / "weights"
+    weights.mkdir()
+    shutil.copy(out, weights / out.name)
+    add_catalog_entry(weights, entry)
+    add_catalog_entry(weights / "catalog.json", {**entry, "description": "replaced"})
+    catalog = Catalog(weights)
+    assert catalog.names() == ["tiny"] and catalog.get("tiny").description == "replaced"
+    model = catalog.load(catalog.get("tiny"))
+    for a, b in zip(model.state_dict().values(), result.model.state_dict().values()):
+        assert torch.equal(a, b)
+
+    monkeypatch.setenv("LIVESTYLE_WEIGHTS_DIR", str(weights))
+    photo = next(dataset.glob("*.png"))
+    run = CliRunner().invoke(main, ["image", str(photo), "-o", str(tmp_path / "styled.png"), "--style", "tiny",
+                                    "--device", "cpu"])
+    assert run.exit_code == 0, run.output
+    assert cv2.imread(str(tmp_path / "styled.png")).shape == cv2.imread(str(photo)).shape
+
+
+def test_superres_pixel_and_feat_train(dataset, lossnet_weights, tmp_path):
+    torch.set_num_threads(1)
+    common = dict(dataset=str(dataset), scale=4, width=8, blocks=1, patch_size=32, batch_size=2, lr=1e-2,
+                  loss_net_weights=str(lossnet_weights))
+    pixel = train_superres(SuperResRecipe(iterations=30, **common), tmp_path / "x4.safetensors", FAST)
+    assert np.mean(pixel.history["pixel"][-3:]) < 0.7 * np.mean(pixel.history["pixel"][:2])
+    model, meta = load_model_file(tmp_path / "x4.safetensors")
+    assert model(torch.rand(1, 3, 8, 8)).shape == (1, 3, 32, 32)
+    assert pixel.entry["arch"] == {"scale": 4, "width": 8, "blocks": 1} and "loss_net" not in pixel.entry["recipe"]
+    feat = train_superres(SuperResRecipe(iterations=2, loss="feat", **{**common, "scale": 8, "patch_size": 40}),
+                          tmp_path / "x8.safetensors", FAST)
+    assert set(feat.final_losses) == {"total", "feat", "tv"}
+    assert feat.entry["recipe"]["feature_taps"] == ["fire2"]
+
+
+def test_cli_trains_and_reports_skipped_images(style_image, dataset, lossnet_weights, tmp_path):
+    out = tmp_path / "cli.safetensors"
+    run = CliRunner().invoke(main, [
+        "train", "style", "--style-image", str(style_image), "--dataset", str(dataset), "-o", str(out),
+        "--loss-net-weights", str(lossnet_weights), "--iterations", "2", "--width", "4", "--blocks", "1",
+        "--image-size", "32", "--style-size", "48", "--batch-size", "2", "--device", "cpu", "--no-progress",
+        "--style-tap-weights", "conv1=2", "--catalog", str(tmp_path)])
+    assert run.exit_code == 0, run.output
+    assert "skipped 1 unreadable image(s) of 7" in run.output
+    entry = Catalog(tmp_path).get("cli")
+    assert entry.recipe["objective"]["style_tap_weights"]["conv1"] == 2.0
+    assert (tmp_path / "cli.ckpt").is_file()
+
+
+def test_missing_loss_net_weights_give_one_line_error(style_image, dataset, tmp_path, monkeypatch):
+    args = ["train", "style", "--style-image", str(style_image), "--dataset", str(dataset),
+            "-o", str(tmp_path / "m.safetensors"), "--iterations", "1", "--device", "cpu"]
+    run = CliRunner().invoke(main, args + ["--loss-net-weights", str(tmp_path / "absent.safetensors")])
+    assert run.exit_code == 1
+    assert run.output.strip().splitlines() == [f"livestyle: error: loss-network weights file not found: "
+                                               f"{tmp_path / 'absent.safetensors'}"]
+
+    # no file, no variable, empty torch cache, no network: the error names the option and the variable
+    monkeypatch.delenv(ENV_WEIGHTS, raising=False)
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
+
+    def offline(*args, **kwargs):
+        raise OSError("network is unreachable")
+
+    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", offline)
+    run = CliRunner().invoke(main, args)
+    assert run.exit_code == 1
+    lines = run.output.strip().splitlines()
+    assert len(lines) == 1 and "--loss-net-weights" in lines[0] and "LIVESTYLE_LOSSNET_WEIGHTS" in lines[0]
+    run = CliRunner().invoke(main, ["train", "superres", "--scale", "4", "--loss", "feat", "--dataset", str(dataset),
+                                    "-o", str(tmp_path / "sr.safetensors"), "--device", "cpu"])
+    assert run.exit_code == 1 and "--loss-net-weights" in run.output
