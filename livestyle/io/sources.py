@@ -98,18 +98,31 @@ class DecodeReport:
     frames_expected: int | None = None
     bad_packets: int = 0
     errors: list[str] = field(default_factory=list)
+    seconds_expected: float | None = None  # the duration the container states
+    seconds_decoded: float = 0.0  # end time of the last decoded frame
+    slack_s: float = 0.5  # how much shorter than stated still counts as whole
+
+    @property
+    def frames_missing(self) -> bool:
+        return self.frames_expected is not None and self.frames_decoded < self.frames_expected
+
+    @property
+    def time_missing(self) -> bool:
+        return self.seconds_expected is not None and self.seconds_decoded < self.seconds_expected - self.slack_s
 
     @property
     def damaged(self) -> bool:
-        missing = self.frames_expected is not None and self.frames_decoded < self.frames_expected
-        return self.bad_packets > 0 or missing
+        return self.bad_packets > 0 or self.frames_missing or self.time_missing
 
     def describe(self) -> str:
         parts = []
         if self.bad_packets:
             parts.append(f"{self.bad_packets} damaged packet(s) skipped")
-        if self.frames_expected is not None and self.frames_decoded < self.frames_expected:
+        if self.frames_missing:
             parts.append(f"{self.frames_decoded} of {self.frames_expected} frames decoded "
+                         "(the file is truncated or damaged)")
+        elif self.time_missing:
+            parts.append(f"decoded up to {self.seconds_decoded:.2f} s of {self.seconds_expected:.2f} s "
                          "(the file is truncated or damaged)")
         if self.errors:
             parts.append(f"first error: {self.errors[0]}")
@@ -143,7 +156,8 @@ class VideoFileSource:
         self.size = size or InferenceSize()
         self.time_base: Fraction = self.stream.time_base or Fraction(1, 90000)
         self.rate: Fraction = self.stream.average_rate or self.stream.guessed_rate or Fraction(30)
-        self.report = DecodeReport(frames_expected=self.stream.frames or None)
+        self.report = DecodeReport(frames_expected=self.stream.frames or None, seconds_expected=self.duration_s,
+                                   slack_s=max(0.5, 3 / float(self.rate)))
         self._frames = self._decode()
         self._index = 0
 
@@ -200,6 +214,9 @@ class VideoFileSource:
         frame = Frame(self._index, rgb, decoded.pts, decoded.time_base or self.time_base, decoded.duration or None)
         self._index += 1
         self.report.frames_decoded += 1
+        if frame.seconds is not None:
+            step = frame.duration if frame.duration else 1 / (self.rate * frame.time_base)
+            self.report.seconds_decoded = float((frame.pts + step) * frame.time_base)
         return frame
 
     def close(self) -> None:

@@ -1,0 +1,159 @@
+"""`livestyle video`: frames, timestamps and sound kept; inputs protected; damaged input; Ctrl-C."""
+from __future__ import annotations
+
+import os
+import signal
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+from test_pipeline import audio_facts, make_clip, read_clip
+
+from livestyle.cli import main
+from livestyle.io.sinks import partial_path
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def run(*args):
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+@pytest.fixture
+def clip(tmp_path) -> Path:
+    return make_clip(tmp_path / "in.mp4", frames=15, size=(64, 48), fps=10)
+
+
+def test_video_keeps_frames_timestamps_and_sound(tmp_path, clip, tiny_style_file):
+    out = tmp_path / "out.mp4"
+    before = clip.read_bytes()
+    result = run("video", clip, "-o", out, "--model", tiny_style_file, "--no-progress")
+    assert result.exit_code == 0, result.output
+    src, dst = read_clip(clip), read_clip(out)
+    assert len(dst["frames"]) == len(src["frames"]) == 15
+    assert dst["seconds"] == pytest.approx(src["seconds"], abs=1e-3)
+    assert dst["frames"][0].shape == src["frames"][0].shape
+    assert dst["codec"] == "h264"
+    # Stylised, not copied: the random network changes the pixels a lot.
+    assert np.abs(dst["frames"][3].astype(int) - src["frames"][3].astype(int)).mean() > 10
+    assert dst["audio"]["codec"] == src["audio"]["codec"] == "aac"
+    assert dst["audio"]["seconds"] == pytest.approx(src["audio"]["seconds"], abs=0.03)
+    assert "15 frames, 0 dropped" in result.stderr
+    assert "audio copied" in result.stderr
+    assert clip.read_bytes() == before  # input untouched
+    assert not [p for p in os.listdir(tmp_path) if ".part" in p]
+
+
+def test_superres_output_is_four_times_larger(tmp_path, clip, tiny_sr_file):
+    out = tmp_path / "big.mkv"
+    result = run("video", clip, "-o", out, "--model", tiny_sr_file, "--scale", "0.5", "--no-progress")
+    assert result.exit_code == 0, result.output
+    dst = read_clip(out)
+    assert dst["frames"][0].shape == (96, 128, 3)  # (48×0.5)×4, (64×0.5)×4
+    assert len(dst["frames"]) == 15
+
+
+def test_webm_output_reencodes_the_sound(tmp_path, clip, tiny_style_file):
+    out = tmp_path / "out.webm"
+    result = run("video", clip, "-o", out, "--model", tiny_style_file, "--no-progress")
+    assert result.exit_code == 0, result.output
+    dst, src = read_clip(out), read_clip(clip)
+    assert dst["codec"] == "vp9" and dst["audio"]["codec"] == "opus"  # WebM allows no AAC
+    assert len(dst["frames"]) == 15
+    assert dst["audio"]["seconds"] == pytest.approx(src["audio"]["seconds"], abs=0.05)
+    assert "re-encoded as" in result.stderr
+
+
+def test_frames_to_an_image_folder(tmp_path, clip, tiny_style_file):
+    out = tmp_path / "frames"
+    result = run("video", clip, "-o", out, "--model", tiny_style_file, "--size", "32x24", "--no-progress")
+    assert result.exit_code == 0, result.output
+    files = sorted(out.glob("frame_*.png"))
+    assert len(files) == 15
+
+
+def test_video_refuses_to_overwrite_its_input(clip, tiny_style_file):
+    result = run("video", clip, "-o", clip, "--model", tiny_style_file)
+    assert result.exit_code == 1
+    assert "is the input file" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_missing_input_is_one_line(tmp_path, tiny_style_file):
+    result = run("video", tmp_path / "nope.mp4", "-o", tmp_path / "o.mp4", "--model", tiny_style_file)
+    assert result.exit_code == 1
+    assert result.stderr.strip() == f"livestyle: error: input video not found: {tmp_path / 'nope.mp4'}"
+
+
+def test_not_a_video_is_one_line(tmp_path, tiny_style_file):
+    junk = tmp_path / "junk.mp4"
+    junk.write_bytes(b"this is no video" * 100)
+    result = run("video", junk, "-o", tmp_path / "o.mp4", "--model", tiny_style_file)
+    assert result.exit_code == 1 and "cannot open" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_bad_size_is_rejected(tmp_path, clip, tiny_style_file):
+    result = run("video", clip, "-o", tmp_path / "o.mp4", "--model", tiny_style_file, "--size", "big")
+    assert result.exit_code == 1 and "bad size" in result.stderr
+
+
+def test_truncated_input_keeps_what_decodes(tmp_path, tiny_style_file):
+    # Matroska has no index up front: a cut file still opens and decodes up to the cut.
+    whole = make_clip(tmp_path / "whole.mkv", frames=30, size=(64, 48), fps=10)
+    data = whole.read_bytes()
+    cut = tmp_path / "cut.mkv"
+    cut.write_bytes(data[: len(data) * 6 // 10])
+    out = tmp_path / "out.mp4"
+    result = run("video", cut, "-o", out, "--model", tiny_style_file, "--no-progress")
+    assert result.exit_code == 0, result.stderr
+    frames = read_clip(out)["frames"]
+    assert 0 < len(frames) < 30
+    assert "warning" in result.stderr and "truncated or damaged" in result.stderr
+
+
+def test_damaged_packets_are_skipped_and_reported(tmp_path, tiny_style_file):
+    whole = make_clip(tmp_path / "whole.ts", frames=30, size=(64, 48), fps=10, audio=False)
+    data = bytearray(whole.read_bytes())
+    rng = np.random.default_rng(1)
+    middle = len(data) // 2
+    data[middle: middle + 3000] = rng.integers(0, 256, 3000, dtype=np.uint8).tobytes()
+    bad = tmp_path / "bad.ts"
+    bad.write_bytes(bytes(data))
+    out = tmp_path / "out.mp4"
+    result = run("video", bad, "-o", out, "--model", tiny_style_file, "--no-progress")
+    assert result.exit_code == 0, result.stderr
+    assert 0 < len(read_clip(out)["frames"]) <= 30
+
+
+def test_ctrl_c_keeps_a_playable_partial_file(tmp_path, tiny_style_file, monkeypatch):
+    """SIGINT while `livestyle video` writes: exit 130, NAME.partial.mp4 holds the frames done, playable."""
+    from livestyle.io.sinks import VideoFileSink
+
+    clip = make_clip(tmp_path / "long.mp4", frames=60, size=(64, 48), fps=30)
+    out = tmp_path / "out.mp4"
+    real_write = VideoFileSink.write
+
+    def write_then_interrupt(self, frame):
+        if self.frames_written == 20:
+            os.kill(os.getpid(), signal.SIGINT)  # as if the user pressed Ctrl-C now
+        return real_write(self, frame)
+
+    monkeypatch.setattr(VideoFileSink, "write", write_then_interrupt)
+    result = run("video", clip, "-o", out, "--model", tiny_style_file, "--no-progress")
+    assert result.exit_code == 130, result.stderr
+    kept = partial_path(out)
+    assert kept.is_file() and not out.exists(), result.stderr
+    info = read_clip(kept)
+    assert 20 < len(info["frames"]) < 60
+    assert info["seconds"] == pytest.approx([i / 30 for i in range(len(info["frames"]))], abs=1e-3)
+    assert audio_facts(kept)["seconds"] == pytest.approx(info["seconds"][-1], abs=0.6)
+    assert "interrupted" in result.stderr and str(kept) in result.stderr
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".out.")]
