@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import click
 
 from .options import device_options, model_options
-from .video import inference_size, inference_size_options
+from .video import engine_for, inference_size, inference_size_options
 
 
 @dataclass
@@ -16,7 +16,7 @@ class StyleCycle:
     """The models `cam` can switch between live, in order; ``step(±1)`` loads one and swaps the engine.
 
     ``choices`` are keyword sets for ``choose_model`` (a --model file first, then the catalog's
-    styles); ``make_engine(model)`` builds an engine; ``on_switch(old, new)`` hooks run just before
+    styles); ``make_engine(choice)`` builds an engine for a ModelChoice; ``on_switch(old, new)`` hooks run just before
     the swap (a cross-fade can start there).
     """
 
@@ -35,7 +35,7 @@ class StyleCycle:
             return self.name
         index = (self.index + delta) % len(self.choices)
         choice = choose_model(**self.choices[index])
-        engine = self.make_engine(choice.model)
+        engine = self.make_engine(choice)
         for hook in self.on_switch:
             hook(self.name, choice.name)
         self.set_engine(engine)
@@ -43,17 +43,22 @@ class StyleCycle:
         return self.name
 
 
-def style_choices(style: str | None, model_file: str | None, superres: int | None) -> tuple[list[dict], int]:
-    """The switchable models and the index of the one asked for."""
+def style_choices(style: str | None, model_file: str | None, superres: int | None, task: str) -> tuple[list[dict], int]:
+    """The switchable models and the index of the one asked for.
+
+    Catalog styles are switchable (each followed by the ×N SR model in a chain); a --model style file
+    comes first. A lone SR model has nothing to switch to.
+    """
     from ..catalog import Catalog
 
-    if superres is not None:
-        return [{"superres": superres}], 0
+    if task == "superres":
+        return [{"model_file": model_file} if model_file else {"superres": superres}], 0
+    chain = {"superres": superres} if superres else {}
     names = Catalog().names("style")
-    choices = [{"style": name} for name in names]
+    choices = [{"style": name, **chain} for name in names]
     if model_file is not None:
-        return [{"model_file": model_file}] + choices, 0
-    return choices or [{"style": style}], names.index(style) if style in names else 0
+        return [{"model_file": model_file, **chain}] + choices, 0
+    return choices or [{"style": style, **chain}], names.index(style) if style in names else 0
 
 
 @click.command("cam")
@@ -77,7 +82,6 @@ def command(source, style, model_file, superres, device, fp16, backend, size, sc
     Keys: n / p next / previous style, b side-by-side, o overlay, s snapshot, q or Esc quit.
     """
     from ..catalog import choose_model
-    from ..engines import create_engine
     from ..io.pipeline import InferStage, Pipeline
     from ..io.sinks import NullSink, VideoFileSink
     from ..io.sources import CameraSource, list_cameras
@@ -91,10 +95,10 @@ def command(source, style, model_file, superres, device, fp16, backend, size, sc
         return
     superres_scale = int(superres) if superres else None
     choice = choose_model(style=style, model_file=model_file, superres=superres_scale)
-    engine = create_engine(choice.model, backend=backend, device=device, fp16=fp16)
+    engine = engine_for(choice, backend=backend, device=device, fp16=fp16)
     infer = InferStage(engine)
-    choices, index = style_choices(style, model_file, superres_scale)
-    styles = StyleCycle(choices, index, lambda model: create_engine(model, backend=backend, device=device, fp16=fp16),
+    choices, index = style_choices(style, model_file, superres_scale, choice.task)
+    styles = StyleCycle(choices, index, lambda c: engine_for(c, backend=backend, device=device, fp16=fp16),
                         infer.set_engine, name=choice.name)
     window = None
     if not no_window:
@@ -108,7 +112,8 @@ def command(source, style, model_file, superres, device, fp16, backend, size, sc
     sinks = [window] if window is not None else []
     try:
         if record:
-            sinks.append(VideoFileSink(record, rate=capture.rate, partial_on_interrupt=False))
+            inputs = (source,) if capture.is_file else ()
+            sinks.append(VideoFileSink(record, rate=capture.rate, partial_on_interrupt=False, inputs=inputs))
     except BaseException:
         capture.close()
         raise

@@ -31,6 +31,30 @@ def inference_size(size: str | None, scale: float | None):
     return InferenceSize(scale=scale)
 
 
+class EngineChain:
+    """Two engines one after the other (a style, then ×N super-resolution): the Engine interface."""
+
+    def __init__(self, first, second):
+        self.first, self.second = first, second
+        self.device = first.device
+        self.scale = first.scale * second.scale
+        self.name = f"{first.name}+{second.name}"
+
+    def __call__(self, batch):
+        return self.second(self.first(batch))
+
+
+def engine_for(choice, *, backend: str, device: str, fp16: bool):
+    """The engine for a ModelChoice; a style + SR chain gets both networks in sequence."""
+    from ..engines import create_engine
+
+    engine = create_engine(choice.model, backend=backend, device=device, fp16=fp16)
+    second = getattr(choice, "superres_model", None)
+    if second is None:
+        return engine
+    return EngineChain(engine, create_engine(second, backend=backend, device=device, fp16=fp16))
+
+
 @click.command("video")
 @click.argument("input_path", metavar="IN", type=click.Path())
 @click.option("-o", "--output", required=True, type=click.Path(),
@@ -55,7 +79,6 @@ def command(input_path, output, style, model_file, superres, device, fp16, backe
 
     from .._files import check_output_path
     from ..catalog import choose_model
-    from ..engines import create_engine
     from ..errors import InputError
     from ..io.pipeline import InferStage, Pipeline
     from ..io.sinks import ImageFolderSink, VideoFileSink
@@ -68,7 +91,7 @@ def command(input_path, output, style, model_file, superres, device, fp16, backe
         raise InputError("the output folder is the input; choose another name (inputs are never overwritten)")
     resize = inference_size(size, scale)
     choice = choose_model(style=style, model_file=model_file, superres=int(superres) if superres else None)
-    engine = create_engine(choice.model, backend=backend, device=device, fp16=fp16)
+    engine = engine_for(choice, backend=backend, device=device, fp16=fp16)
     source = open_video_source(input_path, size=resize)
     try:
         if batch is None:

@@ -131,17 +131,18 @@ class VideoFileSink:
     The file is written under a temporary name beside ``output``; ``close("complete")`` renames it to
     ``output``; ``close("interrupted")`` keeps the playable part as :func:`partial_path` (or as
     ``output`` when ``partial_on_interrupt`` is False: a recording has no "complete"); a failed run
-    leaves nothing behind. Frames of odd width/height are padded by one edge pixel (4:2:0 needs even sizes).
+    leaves nothing behind; ``output`` may not be ``audio_from`` or one of ``inputs``. Frames of odd
+    width/height are padded by one edge pixel (4:2:0 needs even sizes).
     """
 
     needs_main_thread = False
 
     def __init__(self, output: str | os.PathLike, *, rate: Fraction, audio_from: str | os.PathLike | None = None,
                  audio_stream: int | None = None, crf: int = 18, preset: str = "veryfast",
-                 partial_on_interrupt: bool = True):
+                 partial_on_interrupt: bool = True, inputs: tuple = ()):
         import av
 
-        self.output = check_output_path(output, audio_from)
+        self.output = check_output_path(output, audio_from, *inputs)
         self.rate = Fraction(rate).limit_denominator(1_000_000) if rate else Fraction(30)
         self.crf, self.preset = crf, preset
         self.partial_on_interrupt = partial_on_interrupt
