@@ -59,8 +59,11 @@ def read_index(rgb: np.ndarray) -> int:
 
 def make_clip(path: Path, *, frames: int = 12, size: tuple[int, int] = (64, 48), fps: int = 10,
               audio: bool = True, pts: list[int] | None = None, time_base: Fraction | None = None,
-              rotation: int | None = None) -> Path:
-    """Write an H.264 clip (with a 440 Hz AAC track) whose frames carry their index; ``pts`` makes it VFR."""
+              rotation: int | None = None, still: bool = False) -> Path:
+    """Write an H.264 clip (with a 440 Hz AAC track) whose frames carry their index; ``pts`` makes it VFR.
+
+    ``still``: every frame is frame 0 (a predictable picture for screen checks).
+    """
     import av
 
     width, height = size
@@ -71,14 +74,14 @@ def make_clip(path: Path, *, frames: int = 12, size: tuple[int, int] = (64, 48),
         video.width, video.height, video.pix_fmt = width, height, "yuv420p"
         video.codec_context.time_base = time_base
         video.time_base = time_base
-        video.options = {"crf": "10", "preset": "ultrafast"}
+        video.options = {"crf": "0" if still else "10", "preset": "ultrafast"}  # lossless: identical stills
         if rotation is not None:
             video.set_display_rotation(rotation)
         sound = out.add_stream("aac", rate=48000, layout="stereo") if audio else None
         duration_s = float((pts[-1] + (pts[-1] - pts[-2] if len(pts) > 1 else 1)) * time_base)
         samples_done, chunk = 0, 1024
         for i, p in enumerate(pts):
-            frame = av.VideoFrame.from_ndarray(draw_index(i, width, height), format="rgb24")
+            frame = av.VideoFrame.from_ndarray(draw_index(0 if still else i, width, height), format="rgb24")
             frame.pts, frame.time_base = p, time_base
             out.mux(video.encode(frame))
             while sound is not None and samples_done < min(duration_s, float(p * time_base) + 0.2) * 48000:

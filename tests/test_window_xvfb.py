@@ -1,0 +1,152 @@
+"""The `cam` window on a virtual X screen (Xvfb): stylised pixels on screen, overlay, side-by-side, snapshot, quit.
+
+Needs Xvfb, xdotool and ImageMagick's `import` (Debian: xvfb xdotool imagemagick; .ci/run installs
+them); skips with that reason where they are missing.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+TOOLS = ("Xvfb", "xdotool", "import")
+MISSING = [t for t in TOOLS if shutil.which(t) is None]
+pytestmark = pytest.mark.skipif(bool(MISSING), reason=f"needs {', '.join(MISSING)} (apt-get install xvfb xdotool imagemagick)")
+
+
+def free_display() -> int:
+    for number in range(87, 200):
+        if not Path(f"/tmp/.X{number}-lock").exists() and not Path(f"/tmp/.X11-unix/X{number}").exists():
+            return number
+    pytest.skip("no free X display number")
+
+
+@pytest.fixture
+def xvfb():
+    """A private virtual screen; yields its DISPLAY value and stops it afterwards."""
+    number = free_display()
+    server = subprocess.Popen(["Xvfb", f":{number}", "-screen", "0", "640x480x24", "-nolisten", "tcp"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    socket = Path(f"/tmp/.X11-unix/X{number}")
+    deadline = time.time() + 10
+    while not socket.exists() and time.time() < deadline and server.poll() is None:
+        time.sleep(0.05)
+    if not socket.exists():
+        server.kill()
+        pytest.skip("Xvfb did not start")
+    yield f":{number}"
+    server.terminate()
+    try:
+        server.wait(5)
+    except subprocess.TimeoutExpired:
+        server.kill()
+
+
+def screenshot(display: str) -> np.ndarray:
+    """The whole virtual screen as uint8 BGR."""
+    png = subprocess.run(["import", "-display", display, "-window", "root", "png:-"], capture_output=True,
+                         timeout=20, check=True).stdout
+    return cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_COLOR)
+
+
+def find(screen: np.ndarray, picture: np.ndarray) -> tuple[float, tuple[int, int]]:
+    """Best normalised correlation of ``picture`` in ``screen`` and its top-left corner."""
+    scores = cv2.matchTemplate(screen, picture, cv2.TM_CCOEFF_NORMED)
+    _, best, _, corner = cv2.minMaxLoc(scores)
+    return best, corner
+
+
+def wait_for_window(display: str, proc: subprocess.Popen, timeout_s: float = 90) -> str:
+    deadline = time.time() + timeout_s
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"livestyle cam exited early: {proc.communicate()[1].decode()}")
+        found = subprocess.run(["xdotool", "search", "--name", "^livestyle"], capture_output=True, text=True,
+                               env=dict(os.environ, DISPLAY=display))
+        ids = found.stdout.split()
+        if ids:
+            return ids[-1]
+        time.sleep(0.2)
+    raise AssertionError("the window did not appear")
+
+
+def key(display: str, window: str, name: str) -> None:
+    subprocess.run(["xdotool", "key", "--window", window, name], check=True, env=dict(os.environ, DISPLAY=display))
+
+
+def test_cam_window_shows_stylised_frames(tmp_path, xvfb, tiny_style_file):
+    from test_pipeline import make_clip
+
+    from livestyle.catalog import load_model_file
+    from livestyle.engines import batch_to_frames, frames_to_batch
+
+    # A still clip (every frame the same), so what is on screen is predictable.
+    clip = tmp_path / "still.mp4"
+    make_clip(clip, frames=10, size=(160, 120), fps=10, audio=False, still=True)
+    capture = cv2.VideoCapture(str(clip))
+    ok, first_bgr = capture.read()
+    capture.release()
+    assert ok
+    content = np.ascontiguousarray(first_bgr[..., ::-1])
+    model, _ = load_model_file(tiny_style_file)
+    with torch.inference_mode():
+        stylised = batch_to_frames(model(frames_to_batch([content])))[0]
+    expected = np.ascontiguousarray(stylised[..., ::-1])  # as BGR, like the screenshot
+    assert np.abs(expected.astype(int) - first_bgr.astype(int)).mean() > 20  # stylising changes the look
+
+    snapshots = tmp_path / "snaps"
+    snapshots.mkdir()
+    env = dict(os.environ, DISPLAY=xvfb, OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT), QT_QPA_PLATFORM="xcb")
+    env.pop("WAYLAND_DISPLAY", None)
+    proc = subprocess.Popen([sys.executable, "-c", "from livestyle.cli import main; main()", "cam",
+                             "--source", str(clip), "--loop", "--model", str(tiny_style_file),
+                             "--snapshot-dir", str(snapshots), "--device", "cpu"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=tmp_path)
+    try:
+        window = wait_for_window(xvfb, proc)
+        time.sleep(1.0)  # a few frames
+        with_overlay = screenshot(xvfb)
+
+        key(xvfb, window, "o")  # overlay off
+        time.sleep(0.6)
+        plain = screenshot(xvfb)
+        score, (x, y) = find(plain, expected)
+        assert score > 0.97, f"stylised frame not found on screen (best correlation {score:.3f})"
+        shown = plain[y:y + 120, x:x + 160].astype(int)
+        assert np.abs(shown - expected).mean() < 6  # the stylised pixels themselves
+        assert np.abs(shown - first_bgr.astype(int)).mean() > 20  # and not the camera's
+
+        # The overlay covered the top-left corner of the same picture with text on a dark box.
+        corner = (slice(y, y + 30), slice(x, x + 100))
+        assert np.abs(with_overlay[corner].astype(int) - plain[corner].astype(int)).mean() > 10
+
+        key(xvfb, window, "b")  # side by side: original | stylised
+        time.sleep(0.6)
+        split = screenshot(xvfb)
+        left_score, _ = find(split, first_bgr)
+        right_score, _ = find(split, expected)
+        assert left_score > 0.95 and right_score > 0.97
+
+        key(xvfb, window, "s")  # snapshot of what is shown
+        deadline = time.time() + 10
+        while not list(snapshots.glob("*.png")) and time.time() < deadline:
+            time.sleep(0.1)
+        (snap,) = list(snapshots.glob("*.png"))
+        assert cv2.imread(str(snap)).shape == (120, 320, 3)
+
+        key(xvfb, window, "q")
+        proc.wait(15)
+        assert proc.returncode == 0, proc.stderr.read().decode()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
