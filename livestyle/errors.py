@@ -39,3 +39,7 @@ class TrainingError(LivestyleError):
 
 class ExportError(LivestyleError):
     """A model cannot be exported (ONNX) or built into an engine (TensorRT)."""
+
+
+class EngineOptionError(LivestyleError):
+    """An engine option has a value the engine cannot use (e.g. an inference scale outside (0, 1])."""

@@ -32,9 +32,9 @@ def main() -> None:
 
 
 def _register() -> None:
-    from . import cam, image, importcmd, styles, train, video
+    from . import cam, export, image, importcmd, styles, train, video
 
-    for module in (cam, image, importcmd, styles, train, video):
+    for module in (cam, export, image, importcmd, styles, train, video):
         main.add_command(module.command)
 
 
