@@ -1,0 +1,76 @@
+"""GPU job: the paper's whole timing table (Table 1) in one device call, no extrapolation.
+
+Runs `livestyle.bench.run_bench` at 256/512/1024 with 100/300/500 L-BFGS iterations, first with the
+paper's VGG-16 loss network, then with SqueezeNet 1.1 (the loss network trained with here), and
+writes JSON + Markdown + PNG for each under $OUT (or --out), plus the console log. Expected on an
+H100: ~15 s of Gatys per loss network (4.5/5.9/18.8 ms per VGG-16 iteration, ../shared/DESIGN.md),
+so the whole job is about a minute plus start-up; --budget-s stops before a run that would not fit.
+
+Usage (device):  python bench/gpu_bench_table.py            (writes under $OUT)
+Check on a CPU:  python bench/gpu_bench_table.py --device cpu --sizes 32 --iters 2,3 --out /tmp/x
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a bare checkout, no install
+
+import torch  # noqa: E402
+
+from livestyle.bench import BenchConfig, report_stem, run_bench, table_markdown, write_reports  # noqa: E402
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="256,512,1024")
+    parser.add_argument("--iters", default="100,300,500")
+    parser.add_argument("--loss-nets", default="vgg16,squeezenet1_1")
+    parser.add_argument("--backends", default="torch", help="comma-separated engine backends")
+    parser.add_argument("--device", default="cuda")
+    parser.add_argument("--out", default=os.environ.get("OUT", "bench/results"))
+    parser.add_argument("--budget-s", type=float, default=480.0,
+                        help="skip a loss network's run if the time spent so far leaves less than a guess of it")
+    args = parser.parse_args(argv)
+
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        print("gpu_bench_table: CUDA is not available; pass --device cpu for a (tiny) check run", file=sys.stderr)
+        return 2
+    if args.device.startswith("cuda"):
+        torch.backends.cudnn.benchmark = True  # fixed shapes per size: let cuDNN pick its fastest kernels
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    sizes = tuple(int(s) for s in args.sizes.split(","))
+    iterations = tuple(int(n) for n in args.iters.split(","))
+    started = time.perf_counter()
+    log_lines: list[str] = []
+
+    def log(message: str) -> None:
+        line = f"[{time.perf_counter() - started:7.1f} s] {message}"
+        print(line, file=sys.stderr, flush=True)
+        log_lines.append(line)
+
+    last_duration = 0.0
+    for loss_net in args.loss_nets.split(","):
+        spent = time.perf_counter() - started
+        if last_duration and spent + last_duration > args.budget_s:
+            log(f"skipping {loss_net}: {spent:.0f} s spent, the last run took {last_duration:.0f} s, budget {args.budget_s:.0f} s")
+            continue
+        t0 = time.perf_counter()
+        config = BenchConfig(sizes=sizes, iterations=iterations, backends=tuple(args.backends.split(",")),
+                             device=args.device, loss_net=loss_net, feedforward_runs=100,
+                             feedforward_seconds=10.0)
+        report = run_bench(config, progress=log).to_dict()
+        paths = write_reports(report, out, stem=f"{report_stem(report)}-{loss_net}")
+        print(table_markdown(report), flush=True)
+        log(f"{loss_net}: wrote {', '.join(p.name for p in paths)}")
+        last_duration = time.perf_counter() - t0
+    (out / "gpu_bench_table.log").write_text("\n".join(log_lines) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
