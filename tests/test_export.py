@@ -11,7 +11,8 @@ from livestyle import save_model_file, sr_net, transform_net
 from livestyle.cli import main
 from livestyle.errors import ExportError
 from livestyle.export import (ShapeProfile, TensorRTKey, build_tensorrt_engine, cached_engine_is_valid, cached_onnx,
-                              engine_cache_paths, model_digest, parse_shape, strongly_typed_flags, timing_cache_path)
+                              engine_cache_paths, model_digest, onnx_cache_path, parse_shape, strongly_typed_flags,
+                              timing_cache_path)
 
 onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
@@ -51,13 +52,14 @@ def style_model_file(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def exported_fp32(tmp_path_factory, style_model_file):
-    """The tiny style model exported through the CLI (`livestyle export --model … -o …`)."""
-    out = tmp_path_factory.mktemp("onnx") / "tiny.onnx"
-    result = CliRunner().invoke(main, ["export", "--model", str(style_model_file), "-o", str(out)])
+def exported_fp32(style_model_file, export_cache):
+    """The tiny style model exported through the CLI into the session's cache (test_engines.py reuses it)."""
+    result = CliRunner().invoke(main, ["export", "--model", str(style_model_file), "--cache-dir", str(export_cache)])
     assert result.exit_code == 0, result.output
     assert "ONNX Runtime max abs error" in result.output
-    return out
+    path = onnx_cache_path(tiny_style(), export_cache)
+    assert path.is_file() and str(path) in result.output.replace("\n", "")
+    return path
 
 
 @pytest.fixture(scope="module")

@@ -1,18 +1,87 @@
-"""Inference engines behind one interface (see base.py for the tensor layout)."""
+"""Inference engines behind one interface (see base.py for the tensor layout).
+
+Backends: ``torch`` (eager, FP16/BF16, channels_last, CUDA graphs, torch.compile, exact rewrites),
+``onnx`` (ONNX Runtime: CPU, or its CUDA/TensorRT providers), ``tensorrt`` (native runtime, FP16).
+``auto`` picks TensorRT, then torch on CUDA, then the faster CPU backend for the model (measured:
+bench/results/cpu-engines-*.md).
+"""
 from __future__ import annotations
 
+import importlib.util
+import os
+
+import torch
 from torch import nn
 
+from ..errors import BackendUnavailableError
 from .base import Engine, batch_to_frames, frames_to_batch
+from .resolution import UPSAMPLERS, ReducedResolutionEngine
 from .torch_engine import TorchEngine, resolve_device
 
-BACKENDS = ("auto", "torch")
+BACKENDS = ("auto", "torch", "onnx", "tensorrt")
 
 
-def create_engine(model: nn.Module, *, backend: str = "auto", device: str | None = None,
-                  fp16: bool = False) -> Engine:
-    """Build the engine for ``model``; ``auto`` picks the fastest backend present."""
-    return TorchEngine(model, device=device, fp16=fp16)
+def _installed(module: str) -> bool:
+    return importlib.util.find_spec(module) is not None
 
 
-__all__ = ["BACKENDS", "Engine", "TorchEngine", "batch_to_frames", "create_engine", "frames_to_batch", "resolve_device"]
+# Narrowest style net for which ONNX Runtime beat eager torch on the CPU (bench/results/cpu-engines-*.md).
+ONNX_MIN_WIDTH = 8
+
+
+def preferred_cpu_backend(model: nn.Module) -> str:
+    """The faster CPU backend for ``model`` (measured rule): "onnx" for nets of width ≥ ONNX_MIN_WIDTH
+    and for SR nets when onnxruntime is installed, else "torch".
+
+    At 640×480 on a 2-core x86 CPU (bench/results/cpu-engines-*.md), ONNX Runtime with all graph
+    optimisations was faster than eager torch for widths 8, 16 and 32; narrower test-sized nets gain
+    nothing from it and would pay a one-off export of several seconds.
+    """
+    config = getattr(model, "config", None)
+    width = getattr(config, "width", 0)
+    wide = getattr(model, "scale", 1) > 1 or width >= ONNX_MIN_WIDTH
+    return "onnx" if wide and _installed("onnxruntime") else "torch"
+
+
+def create_engine(model: nn.Module, *, backend: str = "auto", device: str | None = None, fp16: bool = False,
+                  infer_scale: float = 1.0, upsample: str = "guided",
+                  cache_dir: str | os.PathLike | None = None) -> Engine:
+    """Build the engine for ``model``; ``auto`` picks the fastest backend present (see ``engine.name``).
+
+    ``infer_scale`` < 1 (style models only): infer at that fraction of the input size, then upsample
+    with ``upsample`` ("guided": edge-aware, or "bicubic"); not exact, a speed option for slow CPUs.
+    ``cache_dir``: where ONNX exports and TensorRT engines are cached (default: export.default_cache_dir()).
+    """
+    if backend not in BACKENDS:
+        raise BackendUnavailableError(f"unknown backend {backend!r}; known: {', '.join(BACKENDS)}")
+    dev = resolve_device(device)
+    engine = _create_base_engine(model, backend=backend, device=dev, fp16=fp16, cache_dir=cache_dir)
+    if infer_scale != 1.0:
+        engine = ReducedResolutionEngine(engine, infer_scale=infer_scale, upsample=upsample)
+    return engine
+
+
+def _create_base_engine(model: nn.Module, *, backend: str, device: torch.device, fp16: bool,
+                        cache_dir: str | os.PathLike | None) -> Engine:
+    if backend == "auto":
+        if device.type == "cuda":
+            if _installed("tensorrt"):
+                from .tensorrt_engine import TensorRTEngine
+
+                # FP16 is TensorRT's point; its FP16 graph keeps instance norms in FP32.
+                return TensorRTEngine(model, device=device, fp16=True, cache_dir=cache_dir)
+            return TorchEngine(model, device=device, fp16=fp16)
+        backend = preferred_cpu_backend(model)
+    if backend == "torch":
+        return TorchEngine(model, device=device, fp16=fp16)
+    if backend == "onnx":
+        from .onnx_engine import OnnxRuntimeEngine
+
+        return OnnxRuntimeEngine(model, device=device, fp16=fp16, cache_dir=cache_dir)
+    from .tensorrt_engine import TensorRTEngine
+
+    return TensorRTEngine(model, device=device, fp16=fp16, cache_dir=cache_dir)
+
+
+__all__ = ["BACKENDS", "Engine", "ReducedResolutionEngine", "TorchEngine", "UPSAMPLERS", "batch_to_frames",
+           "create_engine", "frames_to_batch", "preferred_cpu_backend", "resolve_device"]

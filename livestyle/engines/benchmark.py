@@ -1,0 +1,247 @@
+"""Engine benchmark: every available livestyle engine and the plain-PyTorch baselines, same run.
+
+Result layout (also written as JSON)::
+
+    {"device": str, "rows": [{"engine": str, "h": int, "w": int, "dtype": str,
+                              "ms_median": float, "ms_p90": float}, ...],
+     "skipped": [{"engine": str, "reason": str}], "meta": {...}}
+
+``h``, ``w`` are the *input* size (an SR net's output is scale× larger). Baselines are named
+``baseline:eager-fp32`` (model.eval() under inference_mode) and ``baseline:torch.compile-fp16``
+(model.half(), torch.compile with a static shape; CUDA only). Engines and baselines are timed
+interleaved (one call of each in turn), so that a change in machine load hits all of them alike.
+"""
+from __future__ import annotations
+
+import copy
+import json
+import os
+import platform
+import re
+import statistics
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from .._files import atomic_output
+from ..errors import LivestyleError
+from .torch_engine import resolve_device
+
+STYLE_SIZES = ((256, 256), (512, 512), (1024, 1024), (1080, 1920))
+BASELINE_EAGER = "baseline:eager-fp32"
+BASELINE_COMPILE = "baseline:torch.compile-fp16"
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One thing to time: ``build(model, device)`` → a callable on float32 (N, 3, H, W) batches."""
+
+    label: str
+    dtype: str
+    build: Callable[[nn.Module, torch.device], Callable[[torch.Tensor], torch.Tensor]]
+
+
+def _eager_baseline(model: nn.Module, device: torch.device):
+    net = copy.deepcopy(model).eval().to(device)
+
+    @torch.inference_mode()
+    def run(x: torch.Tensor) -> torch.Tensor:
+        return net(x)
+
+    run.name = BASELINE_EAGER
+    return run
+
+
+def _compile_baseline(model: nn.Module, device: torch.device):
+    # What a user gets from plain PyTorch at its best: FP16 weights, one static shape per compile.
+    net = torch.compile(copy.deepcopy(model).eval().to(device).half(), dynamic=False)
+
+    @torch.inference_mode()
+    def run(x: torch.Tensor) -> torch.Tensor:
+        return net(x.half())
+
+    run.name = BASELINE_COMPILE
+    return run
+
+
+def default_candidates(device: torch.device, *, cache_dir: str | os.PathLike | None = None,
+                       extra: bool = False) -> list[Candidate]:
+    """The baselines and the livestyle engines worth timing on ``device``. ``extra``: also the
+    variants that are slow to prepare (torch.compile engines) or rarely best."""
+    from .torch_engine import TorchEngine
+
+    def torch_engine(**options):
+        return lambda model, dev: TorchEngine(model, device=dev, **options)
+
+    def onnx_engine(**options):
+        def build(model, dev):
+            from .onnx_engine import OnnxRuntimeEngine
+
+            return OnnxRuntimeEngine(model, device=dev, cache_dir=cache_dir, **options)
+        return build
+
+    def tensorrt_engine(**options):
+        def build(model, dev):
+            from .tensorrt_engine import TensorRTEngine
+
+            return TensorRTEngine(model, device=dev, cache_dir=cache_dir, **options)
+        return build
+
+    found = [Candidate(BASELINE_EAGER, "fp32", _eager_baseline)]
+    if device.type == "cpu":
+        found += [Candidate("torch-cpu-fp32-rewrites", "fp32", torch_engine(rewrites=True)),
+                  Candidate("onnxruntime-cpu-fp32", "fp32", onnx_engine()),
+                  Candidate("onnxruntime-cpu-fp32-rewrites", "fp32", onnx_engine(rewrite=True))]
+        return found
+    found += [Candidate(BASELINE_COMPILE, "fp16", _compile_baseline),
+              Candidate("torch-cuda-fp16-graphs", "fp16", torch_engine(fp16=True, cuda_graphs=True)),
+              Candidate("torch-cuda-fp16-rewrites-graphs", "fp16", torch_engine(fp16=True, rewrites=True, cuda_graphs=True)),
+              Candidate("torch-cuda-fp32-graphs", "fp32", torch_engine(cuda_graphs=True)),
+              Candidate("tensorrt-fp16", "fp16", tensorrt_engine(fp16=True)),
+              Candidate("onnxruntime-cuda-fp16", "fp16", onnx_engine(fp16=True))]
+    if extra:
+        found += [Candidate("torch-cuda-fp16-channels_last-graphs", "fp16",
+                            torch_engine(fp16=True, channels_last=True, cuda_graphs=True)),
+                  Candidate("torch-cuda-fp16-rewrites-compile", "fp16",
+                            torch_engine(fp16=True, rewrites=True, compile=True)),
+                  Candidate("tensorrt-fp32", "fp32", tensorrt_engine(fp16=False))]
+    return found
+
+
+def _timer(device: torch.device) -> Callable[[Callable[[], object]], float]:
+    """A function that runs a thunk once and returns its time in ms (CUDA events on the GPU)."""
+    if device.type == "cuda":
+        def timed(thunk):
+            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            start.record()
+            thunk()
+            end.record()
+            end.synchronize()
+            return start.elapsed_time(end)
+        return timed
+
+    def timed(thunk):
+        begin = time.perf_counter()
+        thunk()
+        return (time.perf_counter() - begin) * 1000.0
+    return timed
+
+
+def _p90(values: list[float]) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(0.9 * (len(ordered) - 1))))]
+
+
+def device_label(device: torch.device) -> str:
+    """Human name of the device: the GPU's name, or the CPU's model and core count."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    name = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                name = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{name} ({os.cpu_count()} cores)"
+
+
+def device_slug(label: str) -> str:
+    """A file-name-safe short form of a device label, e.g. ``nvidia-h100-80gb-hbm3``."""
+    return re.sub(r"[^a-z0-9]+", "-", label.lower()).strip("-")[:40] or "device"
+
+
+def benchmark_engines(model: nn.Module | None = None, *, sizes: Sequence[tuple[int, int]] = STYLE_SIZES,
+                      device: str | torch.device | None = None, candidates: Sequence[Candidate] | None = None,
+                      only: Sequence[str] | None = None, batch: int = 1, warmup: int = 3, iters: int = 20,
+                      cache_dir: str | os.PathLike | None = None, extra: bool = False,
+                      progress: Callable[[str], None] | None = None) -> dict:
+    """Time every available engine and the plain-PyTorch baselines at each (H, W) input size.
+
+    ``model``: default the paper's TransformNet (width 32, random weights, seed 0). ``only``: keep
+    the candidates whose label starts with one of these strings (baselines are always kept).
+    Engines that cannot be built here (not installed, no GPU) go to ``skipped`` with the reason.
+    Returns the result dict described in the module docstring (median and p90 over ``iters``).
+    """
+    from ..models import transform_net
+
+    dev = device if isinstance(device, torch.device) else resolve_device(device)
+    if model is None:
+        torch.manual_seed(0)
+        model = transform_net()
+    model = model.eval()
+    found = list(candidates) if candidates is not None else default_candidates(dev, cache_dir=cache_dir, extra=extra)
+    if only:
+        found = [c for c in found if c.label.startswith("baseline:") or c.label.startswith(tuple(only))]
+    say = progress or (lambda message: None)
+    timed = _timer(dev)
+    rows, skipped, built = [], [], []
+    for candidate in found:
+        try:
+            built.append((candidate, candidate.build(model, dev)))
+        except (LivestyleError, ImportError, RuntimeError) as exc:
+            skipped.append({"engine": candidate.label, "reason": f"{type(exc).__name__}: {exc}".splitlines()[0]})
+            say(f"skip {candidate.label}: {skipped[-1]['reason']}")
+
+    for h, w in sizes:
+        x = torch.rand(batch, 3, h, w, generator=torch.Generator().manual_seed(0)).to(dev)
+        runnable = []
+        for candidate, run in built:
+            try:
+                for _ in range(warmup):
+                    run(x)
+                runnable.append((candidate, run))
+            except (LivestyleError, RuntimeError) as exc:  # e.g. out of memory at this size
+                reason = f"{h}x{w}: {type(exc).__name__}: {exc}".splitlines()[0]
+                skipped.append({"engine": candidate.label, "reason": reason})
+                say(f"skip {candidate.label} at {h}x{w}: {reason}")
+            if dev.type == "cuda":
+                torch.cuda.synchronize(dev)
+        times: dict[str, list[float]] = {c.label: [] for c, _ in runnable}
+        for _ in range(iters):
+            for candidate, run in runnable:
+                times[candidate.label].append(timed(lambda: run(x)))
+        for candidate, run in runnable:
+            values = times[candidate.label]
+            name = candidate.label if candidate.label.startswith("baseline:") else getattr(run, "name", candidate.label)
+            rows.append({"engine": name, "h": h, "w": w, "dtype": candidate.dtype,
+                         "ms_median": round(statistics.median(values), 4), "ms_p90": round(_p90(values), 4)})
+            say(f"{name:<44} {h}x{w} {candidate.dtype}: median {rows[-1]['ms_median']:.2f} ms")
+    meta = {"torch": torch.__version__, "batch": batch, "iters": iters, "warmup": warmup,
+            "model": type(model).__name__, "arch": getattr(getattr(model, "config", None), "to_dict", dict)(),
+            "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    return {"device": device_label(dev), "rows": rows, "skipped": skipped, "meta": meta}
+
+
+def benchmark_markdown(result: dict, *, title: str = "Engine latency") -> str:
+    """The result as a Markdown table (ms median / p90), with the ratio to the fastest baseline per size."""
+    lines = [f"# {title}", "", f"Device: {result['device']}  ", f"Meta: `{json.dumps(result.get('meta', {}))}`", "",
+             "| engine | input | dtype | median ms | p90 ms | vs best baseline |", "|---|---|---|---|---|---|"]
+    for row in result["rows"]:
+        baselines = [r["ms_median"] for r in result["rows"]
+                     if r["engine"].startswith("baseline:") and (r["h"], r["w"]) == (row["h"], row["w"])]
+        ratio = f"{min(baselines) / row['ms_median']:.2f}×" if baselines and row["ms_median"] > 0 else "–"
+        lines.append(f"| {row['engine']} | {row['h']}×{row['w']} | {row['dtype']} | {row['ms_median']:.2f} | "
+                     f"{row['ms_p90']:.2f} | {ratio} |")
+    for item in result.get("skipped", []):
+        lines.append(f"\nSkipped {item['engine']}: {item['reason']}")
+    return "\n".join(lines) + "\n"
+
+
+def write_benchmark(result: dict, folder: str | os.PathLike, *, stem: str | None = None,
+                    title: str = "Engine latency") -> tuple[Path, Path]:
+    """Write ``<stem>.json`` and ``<stem>.md`` (default stem ``engines-<device slug>``); returns both paths."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    stem = stem or f"engines-{device_slug(result['device'])}"
+    json_path, md_path = folder / f"{stem}.json", folder / f"{stem}.md"
+    with atomic_output(json_path) as tmp:
+        tmp.write_text(json.dumps(result, indent=1) + "\n")
+    with atomic_output(md_path) as tmp:
+        tmp.write_text(benchmark_markdown(result, title=title))
+    return json_path, md_path

@@ -1,0 +1,196 @@
+"""Engines behind one interface: torch, ONNX Runtime, TensorRT (GPU only), reduced resolution, auto, bench."""
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from livestyle import sr_net, transform_net
+from livestyle.engines import BACKENDS, ReducedResolutionEngine, TorchEngine, create_engine, preferred_cpu_backend
+from livestyle.engines.benchmark import BASELINE_EAGER, benchmark_engines, write_benchmark
+from livestyle.engines.resolution import guided_upsample, luma
+from livestyle.errors import BackendUnavailableError, EngineOptionError
+
+FP32_TOL = 1e-4  # max abs error on [0, 1] images between backends in FP32
+CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+
+
+def tiny_style():
+    torch.manual_seed(0)
+    return transform_net(width=4, blocks=1).eval()
+
+
+def natural_image(h: int, w: int) -> torch.Tensor:
+    yy, xx = torch.meshgrid(torch.linspace(0, 1, h), torch.linspace(0, 1, w), indexing="ij")
+    base = torch.stack([xx, yy, 0.5 + 0.4 * torch.sin(6 * xx + 3 * yy)])
+    noise = torch.rand(3, h, w, generator=torch.Generator().manual_seed(1)) * 0.1
+    return (0.9 * base + noise).clamp(0, 1).unsqueeze(0)
+
+
+def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
+    mse = torch.mean((a.float().cpu() - b.float().cpu()) ** 2).item()
+    return 10 * np.log10(1.0 / max(mse, 1e-20))
+
+
+@pytest.fixture(scope="session")
+def export_cache(tmp_path_factory):
+    return tmp_path_factory.getbasetemp() / "livestyle-export-cache"
+
+
+def test_backends_listed_for_the_cli():
+    assert BACKENDS == ("auto", "torch", "onnx", "tensorrt")
+    with pytest.raises(BackendUnavailableError, match="unknown backend"):
+        create_engine(tiny_style(), backend="tflite", device="cpu")
+
+
+def test_torch_engine_cpu_matches_model():
+    model = tiny_style()
+    x = torch.rand(2, 3, 19, 22)
+    with torch.no_grad():
+        expected = model(x)
+    engine = TorchEngine(model, device="cpu")
+    assert engine.name == "torch-cpu-fp32" and engine.scale == 1
+    assert torch.equal(engine(x), expected)
+    for options in ({"rewrites": True}, {"channels_last": True}, {"rewrites": True, "channels_last": True}):
+        out = TorchEngine(model, device="cpu", **options)(x)
+        assert out.shape == expected.shape and (out - expected).abs().max().item() < FP32_TOL
+
+
+@pytest.mark.parametrize("options, message", [({"fp16": True}, "CUDA"), ({"precision": "bf16"}, "CUDA"),
+                                              ({"cuda_graphs": True}, "CUDA graphs"),
+                                              ({"precision": "int4"}, "unknown precision")])
+def test_torch_engine_rejects_gpu_only_options_on_cpu(options, message):
+    with pytest.raises(BackendUnavailableError, match=message):
+        TorchEngine(tiny_style(), device="cpu", **options)
+
+
+def test_auto_on_cpu_says_what_it_chose():
+    engine = create_engine(tiny_style(), backend="auto", device="cpu")
+    assert engine.name.startswith(preferred_cpu_backend(tiny_style()).replace("onnx", "onnxruntime"))
+
+
+def test_cpu_rule_picks_onnx_for_wide_models_torch_for_tiny_ones():
+    assert preferred_cpu_backend(transform_net(width=32)) == "onnx"
+    assert preferred_cpu_backend(sr_net(scale=4)) == "onnx"
+    assert preferred_cpu_backend(transform_net(width=4, blocks=1)) == "torch"
+
+
+def test_onnx_engine_matches_torch_and_handles_new_sizes(export_cache):
+    model = tiny_style()
+    engine = create_engine(model, backend="onnx", device="cpu", cache_dir=export_cache)
+    assert engine.name == "onnxruntime-cpu-fp32"
+    for shape in [(1, 3, 30, 41), (2, 3, 16, 16)]:
+        x = torch.rand(*shape)
+        with torch.no_grad():
+            expected = model(x)
+        out = engine(x)
+        assert out.shape == expected.shape and (out - expected).abs().max().item() < FP32_TOL
+
+
+def test_onnx_engine_fp16_needs_cuda(export_cache):
+    with pytest.raises(BackendUnavailableError, match="CUDA"):
+        create_engine(tiny_style(), backend="onnx", device="cpu", fp16=True, cache_dir=export_cache)
+
+
+def test_tensorrt_backend_explains_what_is_missing():
+    try:
+        import tensorrt  # noqa: F401
+        pytest.skip("tensorrt is installed here")
+    except ImportError:
+        pass
+    with pytest.raises(BackendUnavailableError, match="TensorRT is not installed"):
+        create_engine(tiny_style(), backend="tensorrt", device="cpu")
+
+
+@pytest.mark.parametrize("upsample", ["bicubic", "guided"])
+def test_reduced_resolution_engine_keeps_size_and_range(upsample):
+    engine = create_engine(tiny_style(), backend="torch", device="cpu", infer_scale=0.5, upsample=upsample)
+    assert isinstance(engine, ReducedResolutionEngine) and engine.name == f"torch-cpu-fp32@0.5x-{upsample}"
+    out = engine(natural_image(31, 40))
+    assert out.shape == (1, 3, 31, 40) and out.min() >= 0 and out.max() <= 1
+
+
+@pytest.mark.parametrize("kwargs, message", [({"infer_scale": 0.0}, "infer scale"), ({"infer_scale": 1.5}, "infer scale"),
+                                             ({"infer_scale": 0.5, "upsample": "lanczos"}, "unknown upsampler")])
+def test_reduced_resolution_rejects_bad_options(kwargs, message):
+    with pytest.raises(EngineOptionError, match=message):
+        create_engine(tiny_style(), backend="torch", device="cpu", **kwargs)
+
+
+def test_reduced_resolution_rejects_sr_models():
+    with pytest.raises(EngineOptionError, match="super-resolution"):
+        create_engine(sr_net(scale=4, width=4, blocks=1), backend="torch", device="cpu", infer_scale=0.5)
+
+
+def test_guided_upsample_restores_edges_bicubic_blurs():
+    """Output = an affine function of the input's luma: the guided filter recovers the sharp step, bicubic cannot."""
+    high = torch.zeros(1, 3, 64, 64)
+    high[..., 29:] = 1.0  # a vertical edge between two low-resolution pixels
+    low = torch.nn.functional.interpolate(high, size=(32, 32), mode="bilinear", antialias=True)
+    low_out = 0.6 * luma(low).expand(-1, 3, -1, -1) + 0.2
+    truth = 0.6 * luma(high).expand(-1, 3, -1, -1) + 0.2
+    guided = guided_upsample(low_out, low, high, eps=1e-6)
+    bicubic = torch.nn.functional.interpolate(low_out, size=(64, 64), mode="bicubic").clamp(0, 1)
+    guided_error = (guided - truth).abs().max().item()
+    assert guided_error < 0.05
+    assert guided_error < 0.5 * (bicubic - truth).abs().max().item()
+
+
+def test_benchmark_rows_and_files(tmp_path):
+    result = benchmark_engines(tiny_style(), sizes=[(16, 16), (12, 20)], device="cpu",
+                               only=("torch-cpu-fp32-rewrites",), warmup=1, iters=3)
+    engines = {row["engine"] for row in result["rows"]}
+    assert engines == {BASELINE_EAGER, "torch-cpu-fp32-rewrites"}
+    assert len(result["rows"]) == 4
+    for row in result["rows"]:
+        assert set(row) == {"engine", "h", "w", "dtype", "ms_median", "ms_p90"}
+        assert 0 < row["ms_median"] <= row["ms_p90"]
+    json_path, md_path = write_benchmark(result, tmp_path, stem="engines-test")
+    assert json.loads(json_path.read_text())["rows"] == result["rows"]
+    assert "baseline:eager-fp32" in md_path.read_text()
+
+
+def test_benchmark_records_unbuildable_engines_as_skipped():
+    result = benchmark_engines(tiny_style(), sizes=[(16, 16)], device="cpu", iters=1, warmup=1,
+                               only=("tensorrt",), candidates=None)
+    assert [row["engine"] for row in result["rows"]] == [BASELINE_EAGER]  # no tensorrt on the CPU list
+    assert result["device"]
+
+
+# ------------------------------------------------------------------------------------------ CUDA only
+
+@CUDA
+@pytest.mark.parametrize("precision", ["fp16", "bf16"])
+def test_half_precision_close_to_fp32(precision):
+    model = tiny_style().cuda()
+    x = natural_image(96, 80).cuda()
+    expected = TorchEngine(model, device="cuda", cuda_graphs=False)(x)
+    for options in ({}, {"rewrites": True}, {"channels_last": True}):
+        out = TorchEngine(model, device="cuda", precision=precision, **options)(x)
+        assert psnr(out, expected) > (40.0 if precision == "fp16" else 30.0)
+
+
+@CUDA
+def test_fp16_constant_and_large_frames_are_finite():
+    model = tiny_style().cuda()
+    for options in ({}, {"rewrites": True}):
+        engine = TorchEngine(model, device="cuda", fp16=True, **options)
+        for frame in (torch.zeros(1, 3, 64, 64), torch.ones(1, 3, 64, 64), torch.rand(1, 3, 1080, 1920)):
+            out = engine(frame.cuda())
+            assert torch.isfinite(out).all() and out.min() >= 0 and out.max() <= 1
+
+
+@CUDA
+def test_cuda_graphs_replay_matches_eager_for_new_inputs():
+    model = tiny_style().cuda()
+    graphs = TorchEngine(model, device="cuda", fp16=True, cuda_graphs=True)
+    eager = TorchEngine(model, device="cuda", fp16=True, cuda_graphs=False)
+    for seed in range(3):  # same shape, new data each time: the graph must read the new input
+        x = torch.rand(1, 3, 64, 48, generator=torch.Generator().manual_seed(seed)).cuda()
+        assert (graphs(x) - eager(x)).abs().max().item() < 1e-3
+
+
+@CUDA
+def test_auto_on_cuda_picks_tensorrt_or_torch_cuda(export_cache):
+    engine = create_engine(tiny_style(), backend="auto", device="cuda", cache_dir=export_cache)
+    assert engine.name.startswith(("tensorrt", "torch-cuda"))
