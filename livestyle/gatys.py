@@ -8,7 +8,7 @@ and the best quality the objective can give: this is what the feed-forward netwo
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 
 import torch
@@ -54,7 +54,8 @@ class GatysResult:
     """The optimised image (1, 3, H, W) float [0, 1] (clamped), its final loss terms and the run's record.
 
     ``history``: the total loss after each iteration (empty unless asked for); ``seconds``: wall
-    time of the iterations (device synchronised at the end).
+    time of the iterations (device synchronised at the end); ``snapshots``: iteration → clamped
+    image (1, 3, H, W), for the counts asked for.
     """
 
     image: torch.Tensor
@@ -63,6 +64,7 @@ class GatysResult:
     seconds: float
     config: GatysConfig
     history: list[float] = field(default_factory=list)
+    snapshots: dict[int, torch.Tensor] = field(default_factory=dict)
 
 
 def initial_image(content: torch.Tensor, init: str, seed: int = 0) -> torch.Tensor:
@@ -85,11 +87,13 @@ def optimize_image(
     *,
     on_iteration: Callable[[int, float | None], None] | None = None,
     record_history: bool = False,
+    snapshots: Sequence[int] = (),
 ) -> GatysResult:
     """Optimise an image for ``objective`` given content (1, 3, H, W) float [0, 1] on the objective's device.
 
     ``on_iteration(i, total_or_None)`` runs after iteration i (1-based); the loss is passed only
-    with ``record_history`` (reading it synchronises a GPU, which timing runs avoid).
+    with ``record_history`` (reading it synchronises a GPU, which timing runs avoid). ``snapshots``:
+    iteration counts at which to keep a copy of the image (0 = the start image).
     """
     content = content.detach()
     targets = objective.content_features(content)
@@ -111,6 +115,8 @@ def optimize_image(
         return loss
 
     history: list[float] = []
+    wanted = set(snapshots)
+    kept = {0: image.detach().clamp(0.0, 1.0)} if 0 in wanted else {}
     _synchronize(content.device)
     start = time.perf_counter()
     for i in range(1, config.iterations + 1):
@@ -119,6 +125,8 @@ def optimize_image(
         if record_history:
             value = float(loss.detach())
             history.append(value)
+        if i in wanted:
+            kept[i] = image.detach().clamp(0.0, 1.0)
         if on_iteration is not None:
             on_iteration(i, value)
     _synchronize(content.device)
@@ -127,4 +135,4 @@ def optimize_image(
     result = image.detach().clamp(0.0, 1.0)
     with torch.no_grad():
         terms = objective(result, targets).as_floats()
-    return GatysResult(result, terms, config.iterations, seconds, config, history)
+    return GatysResult(result, terms, config.iterations, seconds, config, history, kept)

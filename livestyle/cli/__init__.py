@@ -32,9 +32,9 @@ def main() -> None:
 
 
 def _register() -> None:
-    from . import cam, export, image, importcmd, styles, train, video
+    from . import bench, cam, eval, export, image, importcmd, styles, train, video
 
-    for module in (cam, export, image, importcmd, styles, train, video):
+    for module in (bench, cam, eval, export, image, importcmd, styles, train, video):
         main.add_command(module.command)
 
 

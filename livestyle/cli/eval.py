@@ -1,0 +1,141 @@
+"""`livestyle eval superres|style`: quality beside the paper's figures."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from ..models.lossnets import LOSS_NETWORKS, WEIGHTS_OPTION
+from .bench import int_list
+
+
+@click.group("eval", context_settings={"help_option_names": ["-h", "--help"]})
+def command() -> None:
+    """Measure quality: super-resolution PSNR/SSIM, style loss vs the Gatys baseline."""
+
+
+def _write_report(out_dir: str, stem: str, data: dict, markdown: str) -> list[Path]:
+    from .._files import atomic_output
+
+    folder = Path(out_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = [folder / f"{stem}.json", folder / f"{stem}.md"]
+    with atomic_output(paths[0]) as tmp:
+        tmp.write_text(json.dumps(data, indent=1, ensure_ascii=False) + "\n")
+    with atomic_output(paths[1]) as tmp:
+        tmp.write_text(markdown, encoding="utf-8")
+    return paths
+
+
+@command.command("superres")
+@click.option("--dataset", "datasets", required=True, multiple=True, type=click.Path(exists=True, file_okay=False),
+              help="Folder of HR images (repeatable), e.g. ../shared/data/sr/CSet5.")
+@click.option("--scale", required=True, type=click.Choice(["4", "8"]), help="Upscaling factor.")
+@click.option("--model", "model_files", multiple=True, type=click.Path(dir_okay=False),
+              help="An SR model file (repeatable); default: every ×SCALE model in the catalog.")
+@click.option("--blur", type=click.FloatRange(min=0), default=0.0, show_default=True,
+              help="Gaussian blur σ before downsampling (0: the benchmarks' plain bicubic).")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
+              help="Also write JSON + Markdown reports into this folder.")
+@click.option("--name", "stem", default=None, help="Report file stem (default eval-superres-xSCALE-<sets>).")
+def superres(datasets, scale, model_files, blur, device, out_dir, stem):
+    """PSNR/SSIM (Y channel, border = scale) of bicubic and each SR model, beside the paper's Table 2."""
+    from ..catalog import Catalog, load_model_file
+    from ..engines import create_engine
+    from ..errors import UnknownModelError
+    from ..evaluate import (bicubic_upscaler, engine_upscaler, evaluate_sr_dataset, protocol_note,
+                            superres_table_markdown)
+
+    scale = int(scale)
+    upscalers = {"bicubic": bicubic_upscaler(scale)}
+    models = []
+    if model_files:
+        models = [(Path(f).stem, load_model_file(f)[0]) for f in model_files]
+    else:
+        catalog = Catalog()
+        for name in catalog.names("superres"):
+            entry = catalog.get(name)
+            if int(entry.arch.get("scale", 0)) == scale:
+                models.append((name, catalog.load(entry)))
+    for name, model in models:
+        if getattr(model, "scale", 1) != scale:
+            raise UnknownModelError(f"model {name} upscales ×{getattr(model, 'scale', 1)}, not ×{scale}")
+        upscalers[name] = engine_upscaler(create_engine(model, backend="torch", device=device))
+    results = {}
+    for folder in datasets:
+        click.echo(f"evaluating {len(upscalers)} method(s) on {folder}", err=True)
+        results[folder] = evaluate_sr_dataset(folder, scale, upscalers, blur_sigma=blur)
+    markdown = superres_table_markdown(results, scale, note_no_models=not models)
+    click.echo(markdown)
+    if out_dir:
+        data = {"scale": scale, "protocol": protocol_note(scale, blur), "models": [n for n, _ in models],
+                "results": {Path(f).name: {m: s.to_dict() for m, s in r.items()} for f, r in results.items()}}
+        stem = stem or f"eval-superres-x{scale}-" + "-".join(Path(f).name for f in datasets)
+        paths = _write_report(out_dir, stem, data, f"# Super-resolution ×{scale}\n\n" + markdown)
+        click.echo("wrote " + ", ".join(map(str, paths)), err=True)
+
+
+@command.command("style")
+@click.option("--style", "style_name", default=None, help="A style model from the catalog.")
+@click.option("--model", "model_file", type=click.Path(dir_okay=False), default=None, help="A style model file.")
+@click.option("--style-image", required=True, type=click.Path(exists=True, dir_okay=False),
+              help="The style image the model was trained on (Gatys optimises towards it).")
+@click.option("--content", "contents", required=True, multiple=True, type=click.Path(exists=True, dir_okay=False),
+              help="Content image (repeatable).")
+@click.option("--iters", "iterations", default="100,500", show_default=True, callback=int_list,
+              help="Gatys iteration counts to compare with, comma-separated.")
+@click.option("--size", type=click.IntRange(min=16), default=256, show_default=True,
+              help="Long side the content images are resized to.")
+@click.option("--loss-net", type=click.Choice(list(LOSS_NETWORKS)), default=None,
+              help="Loss network (default: the one the model's recipe states, else squeezenet1_1).")
+@click.option(WEIGHTS_OPTION, "loss_net_weights", type=click.Path(dir_okay=False), default=None,
+              help="Loss-network weights (else $LIVESTYLE_LOSSNET_WEIGHTS, torchvision's cache/download).")
+@click.option("--optimizer", type=click.Choice(["lbfgs", "adam"]), default="lbfgs", show_default=True)
+@click.option("--init", type=click.Choice(["content", "noise"]), default="content", show_default=True,
+              help="Gatys start image.")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
+              help="Write JSON + Markdown reports (and the images) into this folder.")
+def style(style_name, model_file, style_image, contents, iterations, size, loss_net, loss_net_weights, optimizer,
+          init, device, out_dir):
+    """Content/style/total loss of the feed-forward output vs Gatys after N iterations, same images."""
+    from ..catalog import Catalog, choose_model
+    from ..engines import resolve_device
+    from ..errors import UnknownModelError
+    from ..evaluate import compare_style, objective_config_from_recipe, style_table_markdown
+    from ..gatys import GatysConfig
+    from ..io.images import read_image
+    from ..objective import ObjectiveConfig, build_objective, image_to_batch, resize_long_side
+
+    choice = choose_model(style=style_name, model_file=model_file)
+    if choice.task != "style":
+        raise UnknownModelError(f"{choice.name} is a {choice.task} model; eval style needs a style model")
+    recipe_config = objective_config_from_recipe(Catalog().get(style_name).recipe) if style_name else None
+    config = recipe_config or ObjectiveConfig(loss_net=loss_net or "squeezenet1_1")
+    if loss_net and loss_net != config.loss_net:
+        config = ObjectiveConfig(loss_net=loss_net)
+    dev = resolve_device(device)
+    style_batch = image_to_batch(read_image(style_image).rgb, dev)
+    if not config.style_size:
+        style_batch = resize_long_side(style_batch, size)
+    objective = build_objective(config, style_batch, weights=loss_net_weights, device=dev)
+    batches = [resize_long_side(image_to_batch(read_image(p).rgb, dev), size) for p in contents]
+    names = [Path(p).name for p in contents]
+    click.echo(f"{choice.name}: {len(batches)} image(s), Gatys to {max(iterations)} iterations on {dev}", err=True)
+    comparison = compare_style(choice.model, objective, batches, names, iterations,
+                               gatys_config=GatysConfig(optimizer=optimizer, init=init), keep_outputs=bool(out_dir))
+    comparison.settings.update({"model": choice.name, "style_image": Path(style_image).name, "size": size})
+    markdown = style_table_markdown(comparison)
+    click.echo(markdown)
+    if out_dir:
+        from ..io.images import Image, write_image
+
+        stem = f"eval-style-{choice.name}"
+        paths = _write_report(out_dir, stem, comparison.to_dict(), f"# Style: {choice.name}\n\n" + markdown)
+        for key, tensor in comparison.outputs.items():
+            image_name, method = key.rsplit(":", 1)
+            rgb = tensor[0].permute(1, 2, 0).numpy()
+            write_image(Path(out_dir) / f"{stem}-{Path(image_name).stem}-{method}.png", Image(rgb))
+        click.echo("wrote " + ", ".join(map(str, paths)) + f" and {len(comparison.outputs)} image(s)", err=True)
