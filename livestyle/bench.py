@@ -176,6 +176,8 @@ def machine_info(device: torch.device) -> dict:
         "cpu": _cpu_model(),
         "cpu_cores": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
+        # Other work on the machine slows CPU timings; the load when the run started says how much.
+        "load_average_1m": round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None,
         "os": platform.platform(),
         "python": platform.python_version(),
         "libraries": {p: v for p in ("livestyle", "torch", "torchvision", "numpy", "opencv-python",

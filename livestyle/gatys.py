@@ -136,3 +136,38 @@ def optimize_image(
     with torch.no_grad():
         terms = objective(result, targets).as_floats()
     return GatysResult(result, terms, config.iterations, seconds, config, history, kept)
+
+
+def stylize_by_optimization(
+    content_rgb,
+    style_rgb,
+    objective_config,
+    config: GatysConfig = GatysConfig(),
+    *,
+    weights=None,
+    pretrained: bool = True,
+    device: torch.device | str = "cpu",
+    size: int | None = None,
+    style_size: int | None = None,
+    on_iteration: Callable[[int, float | None], None] | None = None,
+) -> GatysResult:
+    """Gatys style transfer of one image: float RGB (H, W, 3) [0, 1] arrays in, result image (1, 3, h, w) out.
+
+    ``size``: long side to optimise at (None: the content's own); ``style_size``: the style
+    image's long side (None: ``objective_config.style_size``, else the same as the content's).
+    ``weights``: loss-network weights file (see ``livestyle.models.lossnets``); ``pretrained=False``:
+    random loss-network weights (tests only).
+    """
+    from dataclasses import replace
+
+    from .objective import build_objective, image_to_batch, resize_long_side
+
+    content = image_to_batch(content_rgb, device)
+    if size:
+        content = resize_long_side(content, size)
+    style = image_to_batch(style_rgb, device)
+    long_side = style_size or objective_config.style_size or max(content.shape[-2:])
+    style = resize_long_side(style, long_side)
+    objective = build_objective(replace(objective_config, style_size=None), style, weights=weights,
+                                pretrained=pretrained, device=device)
+    return optimize_image(objective, content, config, on_iteration=on_iteration, record_history=True)

@@ -10,16 +10,62 @@ from ..stylize import stylize_image
 from .options import device_options, model_options
 
 
+def optimize_options(f):
+    """--optimize and its settings (the Gatys et al. baseline instead of a feed-forward model)."""
+    from ..models.lossnets import LOSS_NETWORKS, WEIGHTS_OPTION
+
+    options = [
+        click.option("--optimize", is_flag=True,
+                     help="Optimise the image itself towards --style-image (Gatys et al.; slow, best quality) "
+                          "instead of running a model."),
+        click.option("--style-image", type=click.Path(exists=True, dir_okay=False), default=None,
+                     help="Style image for --optimize."),
+        click.option("--iters", type=click.IntRange(min=1), default=500, show_default=True,
+                     help="--optimize: iterations."),
+        click.option("--optimizer", type=click.Choice(["lbfgs", "adam"]), default="lbfgs", show_default=True,
+                     help="--optimize: L-BFGS as in the paper, or Adam."),
+        click.option("--init", type=click.Choice(["content", "noise"]), default="content", show_default=True,
+                     help="--optimize: start from the content image or from white noise."),
+        click.option("--size", type=click.IntRange(min=16), default=None,
+                     help="--optimize: long side to work at (default: the input's)."),
+        click.option("--style-weight", type=click.FloatRange(min=0), default=None,
+                     help="--optimize: style term weight (default: the loss network's, see livestyle.objective)."),
+        click.option("--content-weight", type=click.FloatRange(min=0), default=None,
+                     help="--optimize: content term weight."),
+        click.option("--tv-weight", type=click.FloatRange(min=0), default=None,
+                     help="--optimize: total-variation weight."),
+        click.option("--loss-net", type=click.Choice(list(LOSS_NETWORKS)), default="squeezenet1_1",
+                     show_default=True, help="--optimize: loss network."),
+        click.option(WEIGHTS_OPTION, "loss_net_weights", type=click.Path(dir_okay=False), default=None,
+                     help="--optimize: loss-network weights (else $LIVESTYLE_LOSSNET_WEIGHTS, torchvision's "
+                          "cache, download)."),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
 @click.command("image")
 @click.argument("input_path", metavar="IN", type=click.Path(dir_okay=False))
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="Output image (PNG, JPEG, …).")
 @model_options
 @device_options
-def command(input_path, output, style, model_file, superres, device, fp16, backend):
-    """Stylise or upscale one image (PNG/JPEG; greyscale, alpha and 16-bit handled)."""
+@optimize_options
+def command(input_path, output, style, model_file, superres, device, fp16, backend, **optimize):
+    """Stylise or upscale one image (PNG/JPEG; greyscale, alpha and 16-bit handled).
+
+    With --optimize --style-image IMG: no model, the Gatys et al. optimisation (slow, best quality).
+    """
     from .._files import check_output_path
 
     check_output_path(output, input_path)
+    if optimize.pop("optimize"):
+        if style or model_file or superres:
+            raise click.UsageError("--optimize takes --style-image IMG, not --style/--model/--superres")
+        _optimize(input_path, output, device=device, **optimize)
+        return
+    if optimize["style_image"]:
+        raise click.UsageError("--style-image needs --optimize (a model's style is fixed when it is trained)")
     image = read_image(input_path)
     choice = choose_model(style=style, model_file=model_file, superres=int(superres) if superres else None)
     engine = create_engine(choice.model, backend=backend, device=device, fp16=fp16)
@@ -27,3 +73,42 @@ def command(input_path, output, style, model_file, superres, device, fp16, backe
     write_image(output, result, inputs=(input_path,))
     h, w = result.rgb.shape[:2]
     click.echo(f"{choice.name} ({engine.name}): {input_path} → {output} ({w}×{h})", err=True)
+
+
+def _optimize(input_path, output, *, style_image, iters, optimizer, init, size, style_weight, content_weight,
+              tv_weight, loss_net, loss_net_weights, device):
+    """`image --optimize`: Gatys et al. on one image, progress on stderr, alpha and bit depth kept."""
+    import sys
+
+    from tqdm import tqdm
+
+    from ..engines import resolve_device
+    from ..gatys import GatysConfig, stylize_by_optimization
+    from ..io.images import Image, resize_alpha
+    from ..objective import ObjectiveConfig
+
+    if not style_image:
+        raise click.UsageError("--optimize needs --style-image IMG")
+    image = read_image(input_path)
+    style = read_image(style_image)
+    dev = resolve_device(device)
+    config = ObjectiveConfig(loss_net=loss_net, style_weight=style_weight, content_weight=content_weight,
+                             tv_weight=tv_weight)
+    with tqdm(total=iters, desc="optimising", unit="it", file=sys.stderr, disable=None) as bar:
+        def on_iteration(i, loss):
+            bar.update(1)
+            if loss is not None and i % 10 == 0:
+                bar.set_postfix(loss=f"{loss:.4g}")
+
+        result = stylize_by_optimization(image.rgb, style.rgb, config, GatysConfig(iterations=iters, optimizer=optimizer,
+                                                                                   init=init),
+                                         weights=loss_net_weights, device=dev, size=size, on_iteration=on_iteration)
+    rgb = result.image[0].permute(1, 2, 0).cpu().numpy()
+    alpha = image.alpha
+    if alpha is not None and alpha.shape != rgb.shape[:2]:
+        alpha = resize_alpha(alpha, (rgb.shape[1], rgb.shape[0]))
+    write_image(output, Image(rgb, alpha, image.bit_depth), inputs=(input_path, style_image))
+    terms = ", ".join(f"{k} {v:.4g}" for k, v in result.terms.items())
+    h, w = rgb.shape[:2]
+    click.echo(f"gatys ({loss_net}, {optimizer}, {iters} it, {result.seconds:.1f} s on {dev}): {input_path} → "
+               f"{output} ({w}×{h}); loss {terms}", err=True)
