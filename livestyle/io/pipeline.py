@@ -466,40 +466,46 @@ class Pipeline:
         """Run to the end; ``monitor(stats)`` is called every ``interval_s`` on the calling thread."""
         on_main = threading.current_thread() is threading.main_thread()
         previous_handler = signal.signal(signal.SIGINT, self._on_sigint) if on_main else None
+        try:
+            return self._run(monitor, interval_s)
+        finally:
+            # Restored only now: a Ctrl-C while the sinks close (encoder flush) must not tear them apart.
+            if previous_handler is not None:
+                signal.signal(signal.SIGINT, previous_handler)
+
+    def _run(self, monitor: Callable[[PipelineStats], None] | None, interval_s: float) -> PipelineResult:
         output_on_main = any(getattr(s, "needs_main_thread", False) for s in self.sinks)
         self.stats.started = time.perf_counter()
+        self._threads["capture"] = threading.Thread(target=self._capture, name="livestyle-capture", daemon=True)
+        self._threads["infer"] = threading.Thread(target=self._infer, name="livestyle-infer", daemon=True)
+        if not output_on_main:
+            self._threads["output"] = threading.Thread(target=self._output, args=(False, None, interval_s),
+                                                       name="livestyle-output", daemon=True)
         try:
-            self._threads["capture"] = threading.Thread(target=self._capture, name="livestyle-capture", daemon=True)
-            self._threads["infer"] = threading.Thread(target=self._infer, name="livestyle-infer", daemon=True)
-            if not output_on_main:
-                self._threads["output"] = threading.Thread(target=self._output, args=(False, None, interval_s),
-                                                           name="livestyle-output", daemon=True)
             for thread in self._threads.values():
                 thread.start()
             if output_on_main:
                 self._output(True, monitor, interval_s)
-                self.stop.set()
             else:
                 while self._threads["output"].is_alive():
                     if monitor is not None:
                         monitor(self.stats)
                     self._threads["output"].join(interval_s)
-                self.stop.set()
-            stuck = self._join_all()
-        finally:
-            if previous_handler is not None:
-                signal.signal(signal.SIGINT, previous_handler)
+        except BaseException as exc:  # a second Ctrl-C or a failing monitor: stop everything, then re-raise
+            self._fail("main", exc)
+        self.stop.set()
+        stuck = self._join_all()
         self.stats.finished = time.perf_counter()
         self.stats.dropped = self._to_infer.dropped + self._to_output.dropped
-        if monitor is not None:
+        if monitor is not None and not self._errors:
             monitor(self.stats)
         status: RunStatus = "failed" if self._errors else "interrupted" if self.interrupted else "complete"
+        if self._errors and isinstance(self._errors[0][1], KeyboardInterrupt):
+            status = "interrupted"  # the user insisted: keep what was written
         self._close(status, stuck)
         if self._errors:
             stage, exc = self._errors[0]
-            if isinstance(exc, LivestyleError):
-                raise exc
-            if isinstance(exc, KeyboardInterrupt):
+            if isinstance(exc, (LivestyleError, KeyboardInterrupt)):
                 raise exc
             raise PipelineError(f"{stage} stage failed: {type(exc).__name__}: {exc}") from exc
         return PipelineResult(status, self.stats, stuck)

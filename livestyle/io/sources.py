@@ -248,6 +248,8 @@ class CameraSource:
             if index is not None:
                 raise SourceError(f"no camera at index {index} (see `livestyle cam --list-devices`)")
             raise SourceError(f"cannot open source {spec!r}")
+        if index is not None:
+            self._capture.set(cv2.CAP_PROP_BUFFERSIZE, 1)  # drivers that honour it hand out fresh frames
         fps = self._capture.get(cv2.CAP_PROP_FPS)
         self.rate = Fraction(fps).limit_denominator(1001) if fps and 0 < fps < 1000 else Fraction(30)
         self._index = 0
