@@ -91,3 +91,24 @@ def test_iphone_rate_is_variable(shared_data):
     times, _ = frame_times(shared_data / "video" / "jsonize_iphone_rotated.mov")
     steps = {round(b - a, 4) for a, b in zip(times, times[1:])}
     assert len(steps) > 1
+
+
+def test_rotation_agrees_with_opencv(shared_data):
+    """Our reading of the display matrix turns the iPhone clip the way OpenCV's FFmpeg backend does."""
+    import cv2
+    import numpy as np
+
+    from livestyle.io.sources import VideoFileSource
+
+    path = shared_data / "video" / "jsonize_iphone_rotated.mov"
+    source = VideoFileSource(path)
+    ours = [source.read().image for _ in range(10)][-1]
+    source.close()
+    capture = cv2.VideoCapture(str(path))
+    if capture.get(cv2.CAP_PROP_ORIENTATION_AUTO) != 1:
+        pytest.skip("this OpenCV build does not apply rotation metadata")
+    for _ in range(10):
+        ok, bgr = capture.read()
+    capture.release()
+    assert ok and ours.shape == bgr.shape == (568, 320, 3)
+    assert np.abs(ours.astype(int) - bgr[..., ::-1].astype(int)).mean() < 1.0
