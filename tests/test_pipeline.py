@@ -263,10 +263,15 @@ def test_live_source_drops_old_frames_and_never_blocks():
 
 
 def test_latest_queue_replaces_and_counts():
+    from livestyle.io.pipeline import END
+
     box = LatestQueue()
     for i in range(5):
         box.put(i)
+    box.put(END)
     assert box.get() == 4 and box.dropped == 4
+    assert box.get() is END and box.get() is END  # the end stays the end
+    assert not box.put(5)
 
 
 @pytest.mark.parametrize("live", [True, False])

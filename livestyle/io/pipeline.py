@@ -90,33 +90,43 @@ class FrameQueue:
 
 
 class LatestQueue:
-    """A one-slot mailbox for live sources: a new frame replaces an unread one (counted in ``dropped``)."""
+    """A one-slot mailbox for live sources: a new frame replaces an unread one (counted in ``dropped``).
+
+    END never replaces a frame: the consumer gets the last frame first, then END.
+    """
 
     def __init__(self):
         self._item = None
+        self._ended = False
         self._cond = threading.Condition()
         self.dropped = 0
 
     def put(self, item, stop: threading.Event | None = None, *, grace_s: float = 0.0) -> bool:
+        """Never waits (``stop`` and ``grace_s`` are accepted for FrameQueue's signature)."""
         with self._cond:
-            if self._item is END:
-                return False  # the end is final
-            if self._item is not None and item is not END:
-                self.dropped += 1
-            self._item = item
+            if self._ended:
+                return False
+            if item is END:
+                self._ended = True
+            else:
+                if self._item is not None:
+                    self.dropped += 1
+                self._item = item
             self._cond.notify()
         return True
 
     def get(self, timeout: float = POLL_S):
         with self._cond:
-            if not self._cond.wait_for(lambda: self._item is not None, timeout):
+            if not self._cond.wait_for(lambda: self._item is not None or self._ended, timeout):
                 raise queue.Empty
+            if self._item is None:
+                return END
             item, self._item = self._item, None
             return item
 
     def empty(self) -> bool:
         with self._cond:
-            return self._item is None
+            return self._item is None and not self._ended
 
 
 # ---------------------------------------------------------------------------------------------- stats
