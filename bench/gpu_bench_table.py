@@ -31,6 +31,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--loss-nets", default="vgg16,squeezenet1_1")
     parser.add_argument("--backends", default="torch", help="comma-separated engine backends")
     parser.add_argument("--device", default="cuda")
+    parser.add_argument("--ff-runs", type=int, default=100, help="feed-forward runs per size and engine (at most)")
+    parser.add_argument("--ff-seconds", type=float, default=10.0, help="feed-forward time budget per size and engine")
+    parser.add_argument("--width", type=int, default=32, help="transform net width (the paper's: 32)")
     parser.add_argument("--out", default=os.environ.get("OUT", "bench/results"))
     parser.add_argument("--budget-s", type=float, default=480.0,
                         help="skip a loss network's run if the time spent so far leaves less than a guess of it")
@@ -61,8 +64,8 @@ def main(argv: list[str] | None = None) -> int:
             continue
         t0 = time.perf_counter()
         config = BenchConfig(sizes=sizes, iterations=iterations, backends=tuple(args.backends.split(",")),
-                             device=args.device, loss_net=loss_net, feedforward_runs=100,
-                             feedforward_seconds=10.0)
+                             device=args.device, loss_net=loss_net, feedforward_runs=args.ff_runs,
+                             feedforward_seconds=args.ff_seconds, width=args.width)
         report = run_bench(config, progress=log).to_dict()
         paths = write_reports(report, out, stem=f"{report_stem(report)}-{loss_net}")
         print(table_markdown(report), flush=True)

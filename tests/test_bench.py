@@ -1,0 +1,118 @@
+"""`livestyle bench`: the Gatys-vs-feed-forward table on tiny sizes, its reports and the GPU job script."""
+import json
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+from livestyle.bench import (EXTRAPOLATED_MARK, BenchConfig, machine_info, report_markdown, run_bench, table_markdown,
+                             time_engine, write_reports)
+from livestyle.cli import main
+
+TINY = dict(sizes=(24, 32), iterations=(1, 3), backends=("torch",), device="cpu", loss_net="squeezenet1_1",
+            width=4, blocks=1, feedforward_runs=3, feedforward_warmup=1, feedforward_seconds=0.0,
+            gatys_warmup_iterations=0)
+
+
+@pytest.fixture(scope="module")
+def measured():
+    return run_bench(BenchConfig(**TINY)).to_dict()
+
+
+def test_measured_report_is_well_formed(measured):
+    assert measured["schema"] == "livestyle.bench/1"
+    assert [r["size"] for r in measured["rows"]] == [24, 32]
+    for row in measured["rows"]:
+        seconds = row["gatys"]["seconds"]
+        assert set(seconds) == {"1", "3"} and 0 < seconds["1"] < seconds["3"]
+        assert row["gatys"]["extrapolated"] is False and row["gatys"]["measured_iterations"] == 3
+        (ff,) = row["feedforward"]
+        assert ff["engine"] == "torch-cpu-fp32" and ff["runs"] >= 3 and ff["timer"] == "perf_counter"
+        assert ff["min_s"] <= ff["median_s"] <= ff["p90_s"]
+        assert row["speedup"][ff["engine"]]["3"] == pytest.approx(seconds["3"] / ff["median_s"])
+    settings = measured["settings"]
+    assert settings["loss_net"] == "squeezenet1_1" and "random" in settings["loss_net_weights"]
+    assert measured["paper"]["sizes"]["256"]["gatys"]["100"] == 3.17
+    json.dumps(measured)  # JSON-ready
+
+
+def test_markdown_table_has_our_rows_and_no_extrapolation_mark(measured):
+    text = table_markdown(measured)
+    assert text.count("| ours (torch-cpu-fp32) |") == 2
+    assert "Gatys 1 it (s)" in text and "speedup 3 it" in text
+    assert EXTRAPOLATED_MARK not in text and "EXTRAPOLATED" not in report_markdown(measured)
+
+
+def test_paper_figures_sit_beside_ours_at_paper_sizes(measured):
+    report = json.loads(json.dumps(measured))
+    report["rows"][0]["size"] = 256  # relabel one row: the table must show the paper's 256² figures beside it
+    report["settings"]["iterations"] = [1, 3]
+    text = table_markdown(report)
+    assert "| 256² | paper (Titan X) |" in text and "0.015" in text
+
+
+def test_extrapolated_runs_are_marked_everywhere(tmp_path):
+    report = run_bench(BenchConfig(**{**TINY, "sizes": (24,), "iterations": (100, 300), "extrapolate": True,
+                                      "extrapolate_iterations": 2})).to_dict()
+    row = report["rows"][0]
+    assert row["gatys"]["extrapolated"] is True and row["gatys"]["measured_iterations"] == 2
+    per_iteration = row["gatys"]["seconds_per_iteration"]
+    assert row["gatys"]["seconds"]["300"] == pytest.approx(300 * per_iteration)
+    paths = write_reports(report, tmp_path)
+    assert [p.suffix for p in paths] == [".json", ".md", ".png"] and all(p.stat().st_size > 0 for p in paths)
+    assert "extrapolated" in paths[0].name
+    markdown = paths[1].read_text()
+    assert "EXTRAPOLATED" in markdown.splitlines()[0] and f"{EXTRAPOLATED_MARK}" in markdown
+    assert json.loads(paths[0].read_text())["rows"][0]["gatys"]["extrapolated"] is True
+    assert paths[2].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_machine_info_names_the_machine():
+    info = machine_info(torch.device("cpu"))
+    assert info["cpu"] and info["cpu_cores"] >= 1 and "gpu" not in info
+    assert torch.__version__.startswith(info["libraries"]["torch"].split("+")[0])
+
+
+def test_bench_cli_writes_reports(tmp_path):
+    result = CliRunner().invoke(main, ["bench", "--sizes", "24", "--iters", "1,2", "--loss-net", "squeezenet1_1",
+                                       "--width", "4", "--blocks", "1", "--runs", "3", "--max-seconds", "0",
+                                       "--device", "cpu", "--out", str(tmp_path), "--name", "t"])
+    assert result.exit_code == 0, result.output
+    assert "| 24² | ours (torch-cpu-fp32) |" in result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["t.json", "t.md", "t.png"]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--backend", "warp"], "unknown backend(s) warp"),
+    (["--sizes", "big"], "expected comma-separated integers"),
+    (["--iters", "0"], "expected positive integers"),
+])
+def test_bench_cli_rejects_bad_options(tmp_path, args, message):
+    result = CliRunner().invoke(main, ["bench", "--out", str(tmp_path), *args])
+    assert result.exit_code != 0 and message in result.output and "Traceback" not in result.output
+
+
+def test_gpu_job_script_runs_tiny_on_cpu(tmp_path):
+    root = Path(__file__).resolve().parent.parent
+    sys.path.insert(0, str(root / "bench"))
+    try:
+        import gpu_bench_table
+    finally:
+        sys.path.remove(str(root / "bench"))
+    code = gpu_bench_table.main(["--device", "cpu", "--sizes", "24", "--iters", "1,2", "--loss-nets", "squeezenet1_1",
+                                 "--ff-runs", "3", "--ff-seconds", "0", "--width", "4", "--out", str(tmp_path)])
+    assert code == 0
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert "gpu_bench_table.log" in names and any(n.endswith("-squeezenet1_1.json") for n in names)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA (times with CUDA events)")
+def test_cuda_engine_timing_uses_events():
+    from livestyle.engines import create_engine
+    from livestyle.models import transform_net
+
+    engine = create_engine(transform_net(width=4, blocks=1), backend="torch", device="cuda")
+    timing = time_engine(engine, 64, BenchConfig(**{**TINY, "device": "cuda"}))
+    assert timing.timer == "cuda-events" and timing.median_s > 0
