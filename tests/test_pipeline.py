@@ -191,7 +191,10 @@ def livestyle_threads() -> list[str]:
 
 
 # ------------------------------------------------------------------------------------------ tests
-def test_file_pipeline_keeps_every_frame_in_order_with_timestamps(tmp_path):
+@pytest.mark.parametrize("in_flight", [False, True], ids=["sync", "one-batch-in-flight"])
+def test_file_pipeline_keeps_every_frame_in_order_with_timestamps(tmp_path, monkeypatch, in_flight):
+    # in_flight: the CUDA schedule (collect one batch late), exercised here with a CPU engine.
+    monkeypatch.setattr(InferStage, "asynchronous", property(lambda self: in_flight))
     pts = [0, 3, 5, 9, 10, 14, 20, 21, 25, 33, 34, 40]  # variable frame rate, 1/30 s ticks
     clip = make_clip(tmp_path / "in.mp4", frames=len(pts), pts=pts, time_base=Fraction(1, 30))
     sink = ListSink(delay_s=0.002)

@@ -286,6 +286,11 @@ class InferStage:
     def engine(self) -> Engine:
         return self._engine
 
+    @property
+    def asynchronous(self) -> bool:
+        """True when ``submit`` returns before the result is ready (CUDA engines)."""
+        return self._cuda is not None
+
     def set_engine(self, engine: Engine) -> None:
         """Use ``engine`` from the next batch on (thread-safe)."""
         with self._lock:
@@ -397,9 +402,10 @@ class Pipeline:
         stats = self.stats.stage("infer")
         pending = None  # a submitted batch not yet collected
         held: list = []
-        # Files keep one batch in flight (on CUDA the GPU computes it while the previous one is
-        # downloaded and written); live sources finish each frame at once to keep latency low.
-        keep_in_flight = not self.live
+        # Files on CUDA keep one batch in flight: the GPU computes it while the previous one is
+        # downloaded and written. Live sources finish each frame at once to keep latency low; on
+        # the CPU, submit() is synchronous, so there is nothing to overlap.
+        keep_in_flight = not self.live and self.infer.asynchronous
         try:
             while not self.stop.is_set() and not (held and held[0] is END):
                 batch = self._take_batch(held)
