@@ -322,7 +322,9 @@ def test_user_error_in_a_stage_keeps_its_type():
         Pipeline(BadSource(), InferStage(IdentityEngine()), [ListSink()]).run()
 
 
-def test_sigint_mid_file_leaves_a_playable_partial_file(tmp_path):
+@pytest.mark.parametrize("in_flight", [False, True], ids=["sync", "one-batch-in-flight"])
+def test_sigint_mid_file_leaves_a_playable_partial_file(tmp_path, monkeypatch, in_flight):
+    monkeypatch.setattr(InferStage, "asynchronous", property(lambda self: in_flight))
     clip = make_clip(tmp_path / "in.mp4", frames=80, fps=20)
     out = tmp_path / "out.mp4"
     source = VideoFileSource(clip)
