@@ -113,3 +113,13 @@ def crop_to_multiple(image: np.ndarray, factor: int) -> np.ndarray:
     """Crop (H, W, …) at the bottom/right so H and W are multiples of ``factor`` (SR ground truth)."""
     h, w = image.shape[:2]
     return image[: h - h % factor, : w - w % factor]
+
+
+def evaluate_superres(model, sets: dict, *, device="cpu") -> dict:
+    """SR model vs bicubic on named HR folders (a catalog ``quality`` dict); see ``livestyle.evaluate``.
+
+    Kept here because training records quality through ``metrics``; the protocol lives in evaluate.py.
+    """
+    from .evaluate import evaluate_superres as evaluate
+
+    return evaluate(model, sets, device=device)
