@@ -97,3 +97,31 @@ def test_frame_postprocess_composes_and_adjusts():
     assert 0 < np.abs(mid.astype(int) - stylised).mean() < np.abs(content.astype(int) - stylised).mean()
     with pytest.raises(ValueError):
         FramePostprocess(strength=1.5)
+
+
+def test_image_command_effect_options(tmp_path, tiny_style_file):
+    from click.testing import CliRunner
+
+    from livestyle.cli import main
+
+    photo = tmp_path / "in.png"
+    pixels = np.random.default_rng(1).integers(0, 256, (12, 18, 3), dtype=np.uint8)
+    cv2.imwrite(str(photo), pixels)
+
+    def image(*options):
+        out = tmp_path / "out.png"
+        result = CliRunner().invoke(main, ["image", str(photo), "-o", str(out), "--model", str(tiny_style_file),
+                                           "--backend", "torch", *options])
+        assert result.exit_code == 0, result.output
+        return cv2.imread(str(out))
+
+    np.testing.assert_array_equal(image("--strength", "0"), pixels)
+    full, half = image().astype(int), image("--strength", "0.5").astype(int)
+    assert np.abs(half - (full + pixels) / 2).max() <= 1
+    kept = cv2.cvtColor(image("--preserve-colors"), cv2.COLOR_BGR2YCrCb).astype(int)
+    source = cv2.cvtColor(pixels, cv2.COLOR_BGR2YCrCb).astype(int)
+    styled = cv2.cvtColor(full.astype(np.uint8), cv2.COLOR_BGR2YCrCb).astype(int)
+    assert np.median(np.abs(kept[..., 1:] - source[..., 1:])) <= 3 < np.median(np.abs(styled[..., 1:] - source[..., 1:]))
+    result = CliRunner().invoke(main, ["image", str(photo), "-o", str(tmp_path / "x.png"), "--model",
+                                       str(tiny_style_file), "--strength", "1.5"])
+    assert result.exit_code == 2 and "1.5" in result.output

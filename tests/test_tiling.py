@@ -101,3 +101,25 @@ def test_rejected_models_and_sizes():
         TiledEngine(nn.Conv2d(3, 3, 3), tile=64)
     with pytest.raises(TilingError, match="statistics mode"):
         TiledEngine(transform_net(width=4, blocks=1), tile=64, stats="median")
+
+
+def test_image_command_tile_option(tmp_path, tiny_style_file):
+    import cv2
+    import numpy as np
+    from click.testing import CliRunner
+
+    from livestyle.cli import main
+
+    photo = tmp_path / "in.png"
+    cv2.imwrite(str(photo), (colour_blocks(36, 60)[0].permute(1, 2, 0).numpy() * 255).astype(np.uint8))
+    outputs = []
+    for options in ([], ["--tile", "32"]):
+        out = tmp_path / f"out{len(outputs)}.png"
+        result = CliRunner().invoke(main, ["image", str(photo), "-o", str(out), "--model", str(tiny_style_file),
+                                           "--backend", "torch", *options])
+        assert result.exit_code == 0, result.output
+        outputs.append(cv2.imread(str(out)).astype(int))
+    assert np.abs(outputs[0] - outputs[1]).max() <= 1  # 8-bit rounding of outputs equal to 1e-5
+    bad = CliRunner().invoke(main, ["image", str(photo), "-o", str(tmp_path / "b.png"), "--model",
+                                    str(tiny_style_file), "--tile", "32", "--backend", "onnx"])
+    assert bad.exit_code == 1 and "--tile runs on the torch backend" in bad.output

@@ -4,10 +4,11 @@ from __future__ import annotations
 import click
 
 from ..catalog import choose_model
-from ..engines import create_engine
+from ..chain import build_engine
+from ..effects import FramePostprocess
 from ..io.images import read_image, write_image
 from ..stylize import stylize_image
-from .options import device_options, model_options
+from .options import device_options, effect_options, model_options
 
 
 def optimize_options(f):
@@ -50,8 +51,10 @@ def optimize_options(f):
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="Output image (PNG, JPEG, …).")
 @model_options
 @device_options
+@effect_options
 @optimize_options
-def command(input_path, output, style, model_file, superres, device, fp16, backend, **optimize):
+def command(input_path, output, style, model_file, superres, device, fp16, backend, strength, preserve_colors, tile,
+            **optimize):
     """Stylise or upscale one image (PNG/JPEG; greyscale, alpha and 16-bit handled).
 
     With --optimize --style-image IMG: no model, the Gatys et al. optimisation (slow, best quality).
@@ -68,8 +71,11 @@ def command(input_path, output, style, model_file, superres, device, fp16, backe
         raise click.UsageError("--style-image needs --optimize (a model's style is fixed when it is trained)")
     image = read_image(input_path)
     choice = choose_model(style=style, model_file=model_file, superres=int(superres) if superres else None)
-    engine = create_engine(choice.model, backend=backend, device=device, fp16=fp16)
+    engine = build_engine(choice, backend=backend, device=device, fp16=fp16, tile=tile)
     result = stylize_image(engine, image)
+    post = FramePostprocess(strength=strength, preserve_colors=preserve_colors)
+    if not post.is_identity:
+        result.rgb = post(image.rgb, result.rgb)
     write_image(output, result, inputs=(input_path,))
     h, w = result.rgb.shape[:2]
     click.echo(f"{choice.name} ({engine.name}): {input_path} → {output} ({w}×{h})", err=True)

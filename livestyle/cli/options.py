@@ -23,3 +23,15 @@ def device_options(f):
     f = click.option("--fp16", is_flag=True, help="Half precision (CUDA only).")(f)
     f = click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")(f)
     return f
+
+
+def effect_options(f):
+    """--strength, --preserve-colors, --tile (see livestyle.effects and livestyle.tiling)."""
+    f = click.option("--tile", type=click.IntRange(min=16), default=None, metavar="N",
+                     help="Run the network in overlapping N×N tiles (frames larger than memory allows); "
+                          "instance norm uses the whole frame's statistics, so tiles keep their colours.")(f)
+    f = click.option("--preserve-colors", is_flag=True,
+                     help="Keep the input's colours: take only the stylised luminance.")(f)
+    f = click.option("--strength", type=click.FloatRange(0.0, 1.0), default=1.0, show_default=True,
+                     help="Style strength: 0 = the input, 1 = the full stylised frame.")(f)
+    return f
