@@ -352,6 +352,10 @@ def table_markdown(report: dict) -> str:
              f"{report['settings']['loss_net_weights']}; optimiser {report['settings']['optimizer']}; "
              f"feed-forward = median of ≥3 runs after warm-up, batch 1, transform net width "
              f"{report['settings']['width']}, {report['settings']['blocks']} residual blocks, random weights."]
+    load, cores = report["machine"].get("load_average_1m"), report["machine"].get("cpu_cores")
+    if load is not None and cores and load > 0.5 * cores:
+        notes.append(f"Load average when the run started: {load} on {cores} cores — other work shared the CPU, "
+                     "so CPU timings here are slower than this machine alone would give.")
     if any(r["gatys"]["extrapolated"] for r in report["rows"]):
         n = report["rows"][0]["gatys"]["measured_iterations"]
         notes.append(f"{EXTRAPOLATED_MARK} EXTRAPOLATED: Gatys times (and the speedups from them) are "
