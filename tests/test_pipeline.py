@@ -381,3 +381,23 @@ def test_cuda_infer_stage_matches_cpu(tiny_style_file):
     gpu = gpu_stage.collect(gpu_stage.submit(frames))
     for a, b in zip(cpu, gpu):
         assert np.abs(a.output.astype(int) - b.output.astype(int)).max() <= 2
+
+
+def test_bench_script_writes_reports(tmp_path):
+    """bench/pipeline.py runs end to end on a tiny clip and writes its JSON and Markdown."""
+    import json
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parent.parent
+    clip = make_clip(tmp_path / "tiny.mp4", frames=6, size=(32, 24))
+    out = tmp_path / "results"
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    done = subprocess.run([sys.executable, str(root / "bench" / "pipeline.py"), str(clip), "--out-dir", str(out),
+                           "--width", "4", "--blocks", "1", "--repeat", "1", "--device", "cpu"],
+                          capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 0, done.stderr
+    report = json.loads((out / "pipeline-tiny-cpu.json").read_text())
+    assert report["frames"] == 6 and set(report["fps"]) == {"decode", "model", "encode", "codec_pipeline", "end_to_end"}
+    assert all(v > 0 for v in report["fps"].values())
+    assert "End-to-end / slowest stage" in (out / "pipeline-tiny-cpu.md").read_text()
