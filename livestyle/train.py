@@ -72,6 +72,8 @@ class RunOptions:
     "off", "bf16", "fp16". ``channels_last``: "auto" (CUDA: measured; CPU: off), "on", "off".
     ``checkpoint``: file written every ``checkpoint_every`` steps and at the end (None: no checkpoints);
     ``resume``: continue from it. ``preview_dir``: where a preview PNG goes every ``preview_every`` steps.
+    ``time_limit_s``: end early once training has run this long (a device call has a fixed length);
+    the result then says how many steps were done.
     """
 
     device: str = "auto"
@@ -85,6 +87,7 @@ class RunOptions:
     log_every: int = 10
     progress: bool = True
     workers: int | None = None
+    time_limit_s: float | None = None  # stop (checkpointed, model written) after this much training time
 
 
 @dataclass(frozen=True)
@@ -448,7 +451,8 @@ def train_loop(task: _Task, recipe_dict: dict, *, iterations: int, lr: float, se
             window_images += task.batch_size
             # Reading losses forces a GPU sync, so the terms are collected as tensors and read every log_every steps.
             pending.append((total.detach(), {k: v.detach() for k, v in terms.items()}))
-            if step % options.log_every == 0 or step == iterations:
+            out_of_time = options.time_limit_s is not None and time.perf_counter() - run_start > options.time_limit_s
+            if step % options.log_every == 0 or step == iterations or out_of_time:
                 values = {"total": float(torch.stack([t for t, _ in pending]).float().mean())}
                 for key in pending[0][1]:
                     values[key] = float(torch.stack([d[key].float() for _, d in pending]).mean())
@@ -467,6 +471,8 @@ def train_loop(task: _Task, recipe_dict: dict, *, iterations: int, lr: float, se
             bar.update(1)
             if options.preview_dir and options.preview_every and step % options.preview_every == 0:
                 _write_preview(Path(options.preview_dir) / f"{task.name}_{step:07d}.png", task.preview())
+            if out_of_time:
+                break
             if options.checkpoint and options.checkpoint_every and step % options.checkpoint_every == 0 \
                     and step != iterations:
                 sync()
@@ -481,9 +487,12 @@ def train_loop(task: _Task, recipe_dict: dict, *, iterations: int, lr: float, se
         checkpoint(step, elapsed_before + seconds, images_before + images)
     tail = {k: v[-10:] for k, v in history.items() if k != "step"}
     final = {k: float(np.mean(v)) for k, v in tail.items() if v}
+    extra = {"layout_timings_ms": layout_timings} if layout_timings else {}
+    if step < iterations:
+        extra["stopped_at_time_limit"] = True
     return TrainingResult(task.model.eval(), step, final, images / max(seconds, 1e-9), elapsed_before + seconds,
                           amp, channels_last, history, data_info.get("skipped", []), data_info.get("images", 0),
-                          entry={"layout_timings_ms": layout_timings} if layout_timings else None)
+                          entry=extra or None)
 
 
 def _dataset_note(dataset: str) -> str:
@@ -611,11 +620,23 @@ def _finish(result: TrainingResult, output: Path, *, name: str, task: str, arch:
     return entry
 
 
-def add_catalog_entry(catalog: str | os.PathLike, entry: dict) -> Path:
-    """Add ``entry`` to a catalog.json (a folder or the file), replacing one of the same name. Returns the file."""
+def add_catalog_entry(catalog: str | os.PathLike, entry: dict, model_file: str | os.PathLike | None = None) -> Path:
+    """Add ``entry`` to a catalog.json (a folder or the file), replacing one of the same name. Returns the file.
+
+    ``model_file``: copied into the catalog's folder (as ``entry["file"]``) where it is not there yet.
+    """
     path = Path(catalog)
     if path.is_dir() or path.suffix != ".json":
         path = path / CATALOG_FILE
+    if not path.parent.is_dir():
+        raise TrainingError(f"catalog folder {path.parent} does not exist")
+    if model_file is not None:
+        import shutil
+
+        target = path.parent / entry["file"]
+        if not (target.exists() and os.path.samefile(model_file, target)):
+            with atomic_output(target) as tmp:
+                shutil.copyfile(model_file, tmp)
     records = {"models": []}
     if path.is_file():
         try:
@@ -631,39 +652,25 @@ def add_catalog_entry(catalog: str | os.PathLike, entry: dict) -> Path:
     return path
 
 
-@torch.no_grad()
 def measure_style_quality(model: nn.Module, objective: PerceptualObjective, images: list[str],
                           device: torch.device, gatys_iterations: tuple[int, ...] = (),
                           long_side: int = 512) -> dict:
-    """Objective terms of the feed-forward output on content photos (long side ``long_side``), mean over photos.
+    """Objective terms of the feed-forward output on content photos (long side ``long_side``), mean over photos,
+    beside Gatys (L-BFGS from the content image, same objective) after each of ``gatys_iterations``.
 
-    With ``gatys_iterations``, also those of ``livestyle.gatys`` (L-BFGS from the content image,
-    same objective) after each count, for comparison.
+    Delegates to ``livestyle.evaluate.compare_style`` (what `livestyle eval style` reports).
     """
+    from .evaluate import compare_style
     from .io.images import read_image
     from .objective import resize_long_side
 
-    rows: dict[str, list[dict[str, float]]] = {"feedforward": []}
-    model = model.to(device).eval()
-    for path in images:
-        content = resize_long_side(image_to_batch(read_image(path).rgb, device), long_side)
-        rows["feedforward"].append(objective(model(content).float(), content).as_floats())
-        for count in gatys_iterations:
-            from .gatys import GatysConfig, optimize_image
-
-            with torch.enable_grad():
-                result = optimize_image(objective, content, GatysConfig(iterations=count))
-            rows.setdefault(f"gatys_lbfgs_{count}", []).append(result.terms)
-    summary = {key: {term: float(np.mean([r[term] for r in values])) for term in values[0]}
-               for key, values in rows.items()}
-    return {"style_losses": {"images": [Path(p).name for p in images], "long_side": long_side, **summary}}
+    contents = [resize_long_side(image_to_batch(read_image(path).rgb, device), long_side) for path in images]
+    comparison = compare_style(model, objective, contents, [Path(p).name for p in images], gatys_iterations)
+    return {"style_losses": {"images": comparison.images, "long_side": long_side, "mean": comparison.means()}}
 
 
-@torch.no_grad()
 def measure_superres_quality(model: nn.Module, sets: dict[str, str], device: torch.device) -> dict:
-    """PSNR/SSIM (Y, border = scale) of the model and of bicubic on each named folder of HR images."""
-    try:
-        from . import metrics
-    except ImportError:
-        return {}
-    return metrics.evaluate_superres(model, sets, device=device)
+    """PSNR/SSIM (Y, border = scale) of the model beside bicubic on named HR folders (``livestyle.evaluate``)."""
+    from .evaluate import evaluate_superres
+
+    return evaluate_superres(model, sets, device=device)

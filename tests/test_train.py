@@ -1,5 +1,4 @@
 import json
-import shutil
 
 import cv2
 import numpy as np
@@ -110,13 +109,12 @@ def test_model_file_and_entry_load_through_catalog_and_run_in_image(style_image,
     assert recipe["loss_net"] == "squeezenet1_1" and len(recipe["loss_net_weights_sha256"]) == 64
     assert recipe["dataset"]["images"] == 6 and recipe["dataset"]["skipped"] == 1
     assert recipe["iterations"] == 4 and set(recipe["final_losses"]) == {"total", "content", "style", "tv"}
-    assert entry["quality"]["style_losses"]["feedforward"]["total"] > 0
+    assert entry["quality"]["style_losses"]["mean"]["feed-forward"]["total"] > 0
     assert entry["credit"] and entry["licence"] and entry["variant"] == "small"
 
     weights = tmp_path / "weights"
     weights.mkdir()
-    shutil.copy(out, weights / out.name)
-    add_catalog_entry(weights, entry)
+    add_catalog_entry(weights, entry, out)  # copies the model file beside the catalog
     add_catalog_entry(weights / "catalog.json", {**entry, "description": "replaced"})
     catalog = Catalog(weights)
     assert catalog.names() == ["tiny"] and catalog.get("tiny").description == "replaced"
@@ -184,3 +182,32 @@ def test_missing_loss_net_weights_give_one_line_error(style_image, dataset, tmp_
     run = CliRunner().invoke(main, ["train", "superres", "--scale", "4", "--loss", "feat", "--dataset", str(dataset),
                                     "-o", str(tmp_path / "sr.safetensors"), "--device", "cpu"])
     assert run.exit_code == 1 and "--loss-net-weights" in run.output
+
+
+def test_gpu_job_script_runs_a_few_steps_on_cpu(style_image, dataset, lossnet_weights, tmp_path):
+    """bench/train_job.py end to end on a pack (what a device call runs), tiny and on CPU."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from livestyle.data import write_pack
+
+    pack = tmp_path / "pack.npz"
+    write_pack(((p.name, p.read_bytes()) for p in sorted(dataset.iterdir())), pack)
+    out = tmp_path / "out"
+    script = Path(__file__).resolve().parent.parent / "bench" / "train_job.py"
+    run = subprocess.run([sys.executable, str(script), "style", "--name", "job", "--style-image", str(style_image),
+                          "--pack", str(pack), "--lossnet", str(lossnet_weights), "--device", "cpu",
+                          "--iterations", "2", "--batch-size", "2", "--width", "4", "--blocks", "1",
+                          "--image-size", "32", "--style-size", "48", "--gatys", "", "--quality-image",
+                          str(style_image), "--out", str(out)],
+                         capture_output=True, text=True, timeout=300, env={"OMP_NUM_THREADS": "1",
+                                                                            "PATH": "/usr/bin:/bin"})
+    assert run.returncode == 0, run.stderr
+    assert "images/s" in run.stdout
+    entry = json.loads((out / "job.json").read_text())
+    assert entry["recipe"]["dataset"] == {"source": "pack.npz", "images": 6, "skipped": 1,
+                                          "note": "user-supplied photos (licence not recorded)"}
+    model, _ = load_model_file(out / "job.safetensors")
+    assert sorted(p.name for p in out.iterdir()) == ["job.json", "job.safetensors", "log.txt", "style_0000001.png",
+                                                    "style_0000002.png", "styled_painting.jpg"]

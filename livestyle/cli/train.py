@@ -93,7 +93,7 @@ def _report(result, output, catalog) -> None:
         click.echo(f"skipped {skipped} unreadable image(s) of {skipped + result.dataset_images}, e.g. "
                    f"{result.skipped_images[0]}", err=True)
     if catalog:
-        path = add_catalog_entry(catalog, result.entry)
+        path = add_catalog_entry(catalog, result.entry, output)
         click.echo(f"catalog entry {result.entry['name']!r} written to {path}", err=True)
 
 
