@@ -123,3 +123,120 @@ def evaluate_superres(model, sets: dict, *, device="cpu") -> dict:
     from .evaluate import evaluate_superres as evaluate
 
     return evaluate(model, sets, device=device)
+
+
+# --- temporal stability (flicker) ---------------------------------------------------------------
+# Warping error of Lai et al. (ECCV 2018, "Learning Blind Video Temporal Consistency"): how much a
+# stylised frame differs from the previous stylised frame carried along the motion of the *input*,
+# over the pixels the motion explains (not occluded). Flow: OpenCV's DIS (Kroeger et al. 2016);
+# occlusion: the forward-backward check of Sundaram, Brox & Keutzer (ECCV 2010).
+
+FB_ALPHA = 0.01  # forward-backward check: |f + b|² < α(|f|² + |b|²) + β  (Sundaram et al. 2010)
+FB_BETA = 0.5
+
+
+def to_gray(rgb: np.ndarray) -> np.ndarray:
+    """uint8 RGB (H, W, 3) → uint8 grey (H, W)."""
+    return cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2GRAY)
+
+
+def dis_flow(source: np.ndarray, target: np.ndarray, preset: int | None = None) -> np.ndarray:
+    """Dense flow (H, W, 2) float32 from uint8 grey ``source`` to ``target``: source(x) ≈ target(x + flow(x))."""
+    dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM if preset is None else preset)
+    return dis.calc(source, target, None)
+
+
+def sample_grid(flow: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """x + flow(x) as the two float32 maps cv2.remap takes."""
+    h, w = flow.shape[:2]
+    xs, ys = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+    return xs + flow[..., 0], ys + flow[..., 1]
+
+
+def warp_by_flow(image: np.ndarray, flow: np.ndarray) -> np.ndarray:
+    """Sample ``image`` (H, W[, C]) at x + flow(x) (bilinear, edges replicated); float32 out."""
+    map_x, map_y = sample_grid(flow)
+    return cv2.remap(image.astype(np.float32), map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+
+
+def consistent_flow_mask(backward: np.ndarray, forward: np.ndarray) -> np.ndarray:
+    """Non-occluded pixels (H, W) bool of frame t, given flow t→t−1 (``backward``) and t−1→t (``forward``).
+
+    A pixel passes when following ``backward`` and then ``forward`` returns it to where it started
+    (forward-backward check) and ``backward`` does not point outside frame t−1.
+    """
+    h, w = backward.shape[:2]
+    map_x, map_y = sample_grid(backward)
+    forward_there = cv2.remap(forward, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    loop = backward + forward_there
+    bound = FB_ALPHA * ((backward ** 2).sum(-1) + (forward_there ** 2).sum(-1)) + FB_BETA
+    inside = (map_x >= 0) & (map_x <= w - 1) & (map_y >= 0) & (map_y <= h - 1)
+    return ((loop ** 2).sum(-1) < bound) & inside
+
+
+def warping_error(previous_output: np.ndarray, output: np.ndarray, previous_input: np.ndarray,
+                  current_input: np.ndarray) -> tuple[float, float]:
+    """Warping error between two consecutive outputs (uint8 RGB), motion from the inputs (uint8 RGB).
+
+    Returns (mean squared difference in [0, 1] units over non-occluded pixels and channels,
+    fraction of pixels that were non-occluded). Outputs may be larger than inputs (SR): the flow
+    is resized to the output's size.
+    """
+    gray_prev, gray_cur = to_gray(previous_input), to_gray(current_input)
+    backward = dis_flow(gray_cur, gray_prev)
+    forward = dis_flow(gray_prev, gray_cur)
+    mask = consistent_flow_mask(backward, forward)
+    oh, ow = output.shape[:2]
+    if (oh, ow) != backward.shape[:2]:
+        backward = resize_flow(backward, (ow, oh))
+        mask = cv2.resize(mask.astype(np.uint8), (ow, oh), interpolation=cv2.INTER_NEAREST).astype(bool)
+    warped = warp_by_flow(previous_output, backward) / 255.0
+    diff = ((output.astype(np.float32) / 255.0 - warped) ** 2).mean(-1)
+    valid = int(mask.sum())
+    return (float(diff[mask].mean()) if valid else 0.0), valid / mask.size
+
+
+def resize_flow(flow: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Resize a flow field (H, W, 2) to ``size`` = (width, height), scaling its vectors with it."""
+    h, w = flow.shape[:2]
+    resized = cv2.resize(flow, size, interpolation=cv2.INTER_LINEAR)
+    resized[..., 0] *= size[0] / w
+    resized[..., 1] *= size[1] / h
+    return resized
+
+
+class FlickerMeter:
+    """Flicker score of a stylised video, fed frame by frame: ``meter.update(input_rgb, output_rgb)``.
+
+    ``score``: the mean warping error over consecutive frame pairs (Lai et al. 2018; lower = steadier),
+    in squared [0, 1] units; ``per_pair`` keeps each pair's value, ``coverage`` the mean fraction of
+    non-occluded pixels. Both frames uint8 RGB (H, W, 3); the output may be larger (SR).
+    """
+
+    def __init__(self):
+        self.per_pair: list[float] = []
+        self.coverages: list[float] = []
+        self._previous: tuple[np.ndarray, np.ndarray] | None = None
+
+    def update(self, input_rgb: np.ndarray, output_rgb: np.ndarray) -> None:
+        if self._previous is not None:
+            error, coverage = warping_error(self._previous[1], output_rgb, self._previous[0], input_rgb)
+            self.per_pair.append(error)
+            self.coverages.append(coverage)
+        self._previous = (input_rgb, output_rgb)
+
+    @property
+    def score(self) -> float:
+        return float(np.mean(self.per_pair)) if self.per_pair else 0.0
+
+    @property
+    def coverage(self) -> float:
+        return float(np.mean(self.coverages)) if self.coverages else 0.0
+
+
+def flicker_score(inputs, outputs) -> float:
+    """Mean warping error of an output sequence (uint8 RGB frames) along the motion of its input sequence."""
+    meter = FlickerMeter()
+    for input_rgb, output_rgb in zip(inputs, outputs, strict=True):
+        meter.update(input_rgb, output_rgb)
+    return meter.score
