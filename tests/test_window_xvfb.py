@@ -65,6 +65,16 @@ def find(screen: np.ndarray, picture: np.ndarray) -> tuple[float, tuple[int, int
     return best, corner
 
 
+def screen_until(display: str, ready, timeout_s: float = 20) -> np.ndarray:
+    """Screenshots until ``ready(shot)`` holds (a busy machine may redraw late); the last one either way."""
+    deadline = time.time() + timeout_s
+    while True:
+        shot = screenshot(display)
+        if ready(shot) or time.time() > deadline:
+            return shot
+        time.sleep(0.2)
+
+
 def wait_for_window(display: str, proc: subprocess.Popen, timeout_s: float = 90) -> str:
     deadline = time.time() + timeout_s
     while time.time() < deadline:
@@ -113,12 +123,11 @@ def test_cam_window_shows_stylised_frames(tmp_path, xvfb, tiny_style_file):
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=tmp_path)
     try:
         window = wait_for_window(xvfb, proc)
-        time.sleep(1.0)  # a few frames
-        with_overlay = screenshot(xvfb)
+        # The overlay covers the top of the picture; its uncovered bottom rows say frames are shown.
+        with_overlay = screen_until(xvfb, lambda shot: find(shot, expected[80:])[0] > 0.97)
 
         key(xvfb, window, "o")  # overlay off
-        time.sleep(0.6)
-        plain = screenshot(xvfb)
+        plain = screen_until(xvfb, lambda shot: find(shot, expected)[0] > 0.97)
         score, (x, y) = find(plain, expected)
         assert score > 0.97, f"stylised frame not found on screen (best correlation {score:.3f})"
         shown = plain[y:y + 120, x:x + 160].astype(int)
@@ -130,8 +139,7 @@ def test_cam_window_shows_stylised_frames(tmp_path, xvfb, tiny_style_file):
         assert np.abs(with_overlay[corner].astype(int) - plain[corner].astype(int)).mean() > 10
 
         key(xvfb, window, "b")  # side by side: original | stylised
-        time.sleep(0.6)
-        split = screenshot(xvfb)
+        split = screen_until(xvfb, lambda shot: find(shot, first_bgr)[0] > 0.95)
         left_score, _ = find(split, first_bgr)
         right_score, _ = find(split, expected)
         assert left_score > 0.95 and right_score > 0.97
