@@ -258,7 +258,7 @@ def test_live_source_drops_old_frames_and_never_blocks():
     threading.Timer(0.6, pipeline.stop.set).start()
     result = pipeline.run()
     # Capture kept reading at its own pace although inference was ~15× slower.
-    assert source.reads > 5 * engine.calls
+    assert source.reads > 3 * engine.calls
     assert result.stats.dropped > 0
     assert result.stats.dropped + len(sink.frames) <= source.reads
     indices = [f.index for f in sink.frames]
