@@ -157,3 +157,20 @@ def test_ctrl_c_keeps_a_playable_partial_file(tmp_path, tiny_style_file, monkeyp
     assert audio_facts(kept)["seconds"] == pytest.approx(info["seconds"][-1], abs=0.6)
     assert "interrupted" in result.stderr and str(kept) in result.stderr
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".out.")]
+
+
+def test_image_folder_to_video(tmp_path, tiny_style_file):
+    import cv2
+
+    folder = tmp_path / "stills"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(4):
+        assert cv2.imwrite(str(folder / f"{i:03d}.png"), rng.integers(0, 256, (24, 32, 3), dtype=np.uint8))
+    (folder / "notes.txt").write_text("not an image")
+    out = tmp_path / "stills.mp4"
+    result = run("video", folder, "-o", out, "--model", tiny_style_file, "--no-progress")
+    assert result.exit_code == 0, result.stderr
+    info = read_clip(out)
+    assert len(info["frames"]) == 4 and info["seconds"] == pytest.approx([0, 0.04, 0.08, 0.12], abs=1e-3)
+    assert info["audio"] is None
