@@ -98,6 +98,7 @@ class DecodeReport:
     frames_expected: int | None = None
     bad_packets: int = 0
     errors: list[str] = field(default_factory=list)
+    packets: int = 0  # video packets holding data, sent to the decoder
     seconds_expected: float | None = None  # the duration the container states
     seconds_decoded: float = 0.0  # end time of the last decoded frame
     slack_s: float = 0.5  # how much shorter than stated still counts as whole
@@ -111,13 +112,20 @@ class DecodeReport:
         return self.seconds_expected is not None and self.seconds_decoded < self.seconds_expected - self.slack_s
 
     @property
+    def frames_lost(self) -> int:
+        """Packets that gave no picture: the decoder dropped damaged data (known once the input is read)."""
+        return max(0, self.packets - self.frames_decoded)
+
+    @property
     def damaged(self) -> bool:
-        return self.bad_packets > 0 or self.frames_missing or self.time_missing
+        return self.bad_packets > 0 or self.frames_lost > 0 or self.frames_missing or self.time_missing
 
     def describe(self) -> str:
         parts = []
         if self.bad_packets:
             parts.append(f"{self.bad_packets} damaged packet(s) skipped")
+        if self.frames_lost:
+            parts.append(f"{self.frames_lost} of {self.packets} frames could not be decoded (damaged data)")
         if self.frames_missing:
             parts.append(f"{self.frames_decoded} of {self.frames_expected} frames decoded "
                          "(the file is truncated or damaged)")
@@ -188,6 +196,8 @@ class VideoFileSource:
         import av
 
         for packet in self._container.demux(self.stream):
+            if packet.size:
+                self.report.packets += 1
             try:
                 frames = packet.decode()
             except av.FFmpegError as exc:  # a damaged packet: skip it, keep what decodes
