@@ -13,6 +13,9 @@ from .engines import Engine, TorchEngine, create_engine
 from .errors import BackendUnavailableError
 
 
+STYLE_ONLY_OPTIONS = ("infer_scale", "upsample")  # create_engine options that make no sense for SR
+
+
 class ChainEngine:
     """Two engines run one after the other (Engine interface): stylise, then upscale.
 
@@ -36,9 +39,10 @@ def build_engine(choice: ModelChoice, *, backend: str = "auto", device: str | No
 
     ``tile``: run each network in tiles of ``tile`` input pixels (TiledEngine, torch backend, exact
     whole-frame instance-norm statistics). ``engine_options`` go to ``create_engine`` (e.g.
-    ``cache_dir``); community ONNX files always run through onnxruntime on the CPU, inside a TorchEngine shell.
+    ``cache_dir``; ``infer_scale``/``upsample`` to the style stage only); community ONNX files always
+    run through onnxruntime on the CPU, inside a TorchEngine shell.
     """
-    def one(model) -> Engine:
+    def one(model, options: dict) -> Engine:
         from .community import OnnxFileNet
 
         if isinstance(model, OnnxFileNet):
@@ -51,9 +55,10 @@ def build_engine(choice: ModelChoice, *, backend: str = "auto", device: str | No
             from .tiling import TiledEngine
 
             return TiledEngine(model, tile=tile, device=device, fp16=fp16)
-        return create_engine(model, backend=backend, device=device, fp16=fp16, **engine_options)
+        return create_engine(model, backend=backend, device=device, fp16=fp16, **options)
 
-    engine = one(choice.model)
+    engine = one(choice.model, engine_options)
     if choice.superres_model is not None:
-        engine = ChainEngine(engine, one(choice.superres_model))
+        sr_options = {k: v for k, v in engine_options.items() if k not in STYLE_ONLY_OPTIONS}
+        engine = ChainEngine(engine, one(choice.superres_model, sr_options))
     return engine

@@ -27,10 +27,10 @@ from torch import nn
 from .errors import BackendUnavailableError, WeightsError
 
 FAMILY = "pytorch_examples"  # the ``family`` value of an imported model's architecture record
-COMMUNITY_SUFFIXES = (".pth", ".pt", ".model", ".onnx")
 # Old pytorch/examples checkpoints (PyTorch < 0.4) stored InstanceNorm running statistics that
 # the layer never uses at inference; their own stylize script drops them the same way.
 _RUNNING_STATS_KEY = re.compile(r"in\d+\.running_(mean|var)$|\.num_batches_tracked$")
+_ONNX_NEXT_TAGS = b"\x12\x1a\x22\x28\x32\x3a"  # producer_name … graph: fields 2–7 of ModelProto
 
 
 class _ReflectConv(nn.Module):
@@ -306,7 +306,10 @@ def community_kind(path: str | os.PathLike) -> str | None:
         return "checkpoint"  # torch.save's zip format
     if head[:1] == b"\x80" and head[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05"):
         return "checkpoint"  # legacy torch.save (pickle protocol 2+)
-    if head[:1] == b"\x08":  # protobuf field 1 (ir_version, varint) opens every ModelProto
+    if head[8:9] == b"{":
+        return None  # safetensors: an 8-byte header length, then the JSON header
+    # An ONNX ModelProto opens with field 1 (ir_version, a small varint), then another field's tag.
+    if len(head) >= 3 and head[0] == 0x08 and head[1] < 0x80 and head[2] in _ONNX_NEXT_TAGS:
         return "onnx"
     return None
 

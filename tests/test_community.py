@@ -236,3 +236,12 @@ def test_detection_ignores_suffix(tmp_path):
     assert community_kind(tmp_path / "weights.onnx") == "checkpoint"
     np.save(tmp_path / "a.npy", np.zeros(3))
     assert community_kind(tmp_path / "a.npy") is None
+
+
+def test_safetensors_never_taken_for_onnx(tmp_path, tiny_style_file):
+    # a safetensors header length whose low byte is 0x08, like ONNX's first tag
+    (tmp_path / "s.safetensors").write_bytes((8).to_bytes(8, "little") + b'{"a":{}}')
+    assert community_kind(tmp_path / "s.safetensors") is None
+    assert community_kind(tiny_style_file) is None
+    (tmp_path / "one").write_bytes(b"\x08")
+    assert community_kind(tmp_path / "one") is None
