@@ -47,7 +47,8 @@ def frame_times(path: Path) -> list[float]:
         stream = container.streams.video[0]
         times = [float(p.pts * p.time_base) for p in container.demux(stream) if p.pts is not None and p.size]
         size = (stream.codec_context.width, stream.codec_context.height)
-    return sorted(times), size
+        rate = float(stream.average_rate or 0)
+    return sorted(times), size, rate
 
 
 @pytest.mark.parametrize("name", sorted(CLIPS))
@@ -62,9 +63,10 @@ def test_real_clip(shared_data, tmp_path, tiny_style_file, name):
     assert result.exit_code == 0, result.stderr
     assert "warning" not in result.stderr  # every clip decodes fully
 
-    times_in, _ = frame_times(clip)
-    times_out, size_out = frame_times(out)
+    times_in, _, rate_in = frame_times(clip)
+    times_out, size_out, rate_out = frame_times(out)
     assert len(times_out) == len(times_in)
+    assert rate_out == pytest.approx(rate_in, rel=1e-3)
     # Same instants (the muxer's clock may be finer or coarser: allow half a millisecond).
     assert times_out == pytest.approx(times_in, abs=5e-4)
     # Rotation applied: the output has the display orientation, at a quarter of the size.
@@ -88,7 +90,7 @@ def test_clip_table_matches_the_folder(shared_data):
 
 def test_iphone_rate_is_variable(shared_data):
     """The iPhone clip really is VFR (so the timestamp check above means something)."""
-    times, _ = frame_times(shared_data / "video" / "jsonize_iphone_rotated.mov")
+    times, _, _ = frame_times(shared_data / "video" / "jsonize_iphone_rotated.mov")
     steps = {round(b - a, 4) for a, b in zip(times, times[1:])}
     assert len(steps) > 1
 
