@@ -114,10 +114,12 @@ def command(input_path, output, style, model_file, superres, device, fp16, backe
 
         result = pipeline.run(show_progress)
     report = source.report
-    if report.damaged:
-        click.echo(f"livestyle: warning: {input_path}: {report.describe()}", err=True)
-    if result.stats.frames_out == 0:
-        raise InputError(f"no frame of {input_path} could be decoded" + (f" ({report.describe()})" if report.damaged else ""))
+    if result.status == "complete":  # a stopped run has not read the whole input: nothing to judge
+        if report.damaged:
+            click.echo(f"livestyle: warning: {input_path}: {report.describe()}", err=True)
+        if result.stats.frames_out == 0:
+            raise InputError(f"no frame of {input_path} could be decoded"
+                             + (f" ({report.describe()})" if report.damaged else ""))
     click.echo(f"{choice.name} ({engine.name}): {result.stats.summary()}", err=True)
     if result.status == "interrupted":
         click.echo(f"livestyle: interrupted after {result.stats.frames_out} frames; "
