@@ -122,8 +122,8 @@ def command(input_path, output, style, model_file, superres, device, fp16, backe
                              + (f" ({report.describe()})" if report.damaged else ""))
     click.echo(f"{choice.name} ({engine.name}): {result.stats.summary()}", err=True)
     if result.status == "interrupted":
-        click.echo(f"livestyle: interrupted after {result.stats.frames_out} frames; "
-                   f"the playable part is in {sink.final_path}", err=True)
+        kept = f"the playable part is in {sink.final_path}" if sink.final_path else "nothing was written"
+        click.echo(f"livestyle: interrupted after {result.stats.frames_out} frames; {kept}", err=True)
         raise KeyboardInterrupt
     audio_note = ""
     carrier = getattr(sink, "audio", None)
