@@ -234,17 +234,17 @@ def time_gatys(size: int, config: BenchConfig, device: torch.device,
         return GatysTiming({k: per_iteration * k for k in wanted}, per_iteration, n, True)
 
     checkpoints: dict[int, float] = {}
-    start = [0.0]
+    started = 0.0
 
     def on_iteration(i: int, _loss) -> None:
         if i in wanted:
             _synchronize(device)
-            checkpoints[i] = time.perf_counter() - start[0]
+            checkpoints[i] = time.perf_counter() - started
             if progress:
                 progress(f"gatys {size}²: {i} iterations in {checkpoints[i]:.2f} s")
 
     _synchronize(device)
-    start[0] = time.perf_counter()
+    started = time.perf_counter()
     # One run to the largest count; the times at smaller counts are read on the way (no scaling).
     optimize_image(objective, content, GatysConfig(iterations=wanted[-1], optimizer=config.optimizer),
                    on_iteration=on_iteration)
