@@ -101,3 +101,21 @@ def test_stabilizer_strength_zero_is_identity_and_bad_settings_fail():
     assert all(np.array_equal(stabilizer(c, s), s) for c, s in zip(frames, stylised))
     with pytest.raises(ValueError, match="strength"):
         StabilizerConfig(strength=1.0)
+
+
+def test_compare_flicker_scores_both_ways_from_the_same_frames():
+    from livestyle.evaluate import compare_flicker
+    from livestyle.errors import InputError
+
+    frames = panning(frames=6)
+    rng = np.random.default_rng(3)
+
+    def stylize(frame):  # a flickering "style": fresh noise per call
+        return np.clip(frame + rng.normal(0, 12, frame.shape), 0, 255).astype(np.uint8)
+
+    result = compare_flicker(iter(frames), stylize, max_frames=5)
+    assert result.frames == 5 and result.flicker > result.flicker_stabilized > 0
+    assert result.reduction > 0.3 and result.stylize_ms >= 0 and result.stabilize_ms > 0
+    assert set(result.to_dict()) >= {"flicker", "flicker_stabilized", "reduction", "extra_time", "cuts"}
+    with pytest.raises(InputError, match="two frames"):
+        compare_flicker(frames[:1], stylize)
