@@ -185,7 +185,7 @@ class VideoFileSink:
             try:
                 self.audio = AudioCarrier(self._container, self._audio_from, self._audio_stream_index)
             except av.FFmpegError as exc:
-                raise InputError(f"cannot carry the audio of {self._audio_from} over: {exc}") from exc
+                raise InputError(f"cannot carry the audio of {self._audio_from} over ({exc}); use --no-audio") from exc
 
     def write(self, frame: Frame) -> bool:
         import av
