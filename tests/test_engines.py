@@ -48,10 +48,12 @@ def test_torch_engine_cpu_matches_model():
     x = torch.rand(2, 3, 19, 22)
     with torch.no_grad():
         expected = model(x)
-    engine = TorchEngine(model, device="cpu")
-    assert engine.name == "torch-cpu-fp32" and engine.scale == 1
-    assert torch.equal(engine(x), expected)
-    for options in ({"rewrites": True}, {"channels_last": True}, {"rewrites": True, "channels_last": True}):
+    plain = TorchEngine(model, device="cpu", rewrites=False)
+    assert plain.name == "torch-cpu-fp32-plain" and plain.scale == 1
+    assert torch.equal(plain(x), expected)
+    engine = TorchEngine(model, device="cpu")  # the exact sub-pixel rewrite is the CPU default
+    assert engine.name == "torch-cpu-fp32"
+    for options in ({}, {"channels_last": True}, {"rewrites": False, "channels_last": True}):
         out = TorchEngine(model, device="cpu", **options)(x)
         assert out.shape == expected.shape and (out - expected).abs().max().item() < FP32_TOL
 
@@ -138,9 +140,9 @@ def test_guided_upsample_restores_edges_bicubic_blurs():
 
 def test_benchmark_rows_and_files(tmp_path):
     result = benchmark_engines(tiny_style(), sizes=[(16, 16), (12, 20)], device="cpu",
-                               only=("torch-cpu-fp32-rewrites",), warmup=1, iters=3)
+                               only=("torch-cpu-fp32",), warmup=1, iters=3)
     engines = {row["engine"] for row in result["rows"]}
-    assert engines == {BASELINE_EAGER, "torch-cpu-fp32-rewrites"}
+    assert engines == {BASELINE_EAGER, "torch-cpu-fp32"}
     assert len(result["rows"]) == 4
     for row in result["rows"]:
         assert set(row) == {"engine", "h", "w", "dtype", "ms_median", "ms_p90"}
@@ -165,7 +167,7 @@ def test_half_precision_close_to_fp32(precision):
     model = tiny_style().cuda()
     x = natural_image(96, 80).cuda()
     expected = TorchEngine(model, device="cuda", cuda_graphs=False)(x)
-    for options in ({}, {"rewrites": True}, {"channels_last": True}):
+    for options in ({}, {"rewrites": True}, {"channels_last": True}, {"cuda_graphs": True}):
         out = TorchEngine(model, device="cuda", precision=precision, **options)(x)
         assert psnr(out, expected) > (40.0 if precision == "fp16" else 30.0)
 

@@ -93,9 +93,8 @@ def default_candidates(device: torch.device, *, cache_dir: str | os.PathLike | N
 
     found = [Candidate(BASELINE_EAGER, "fp32", _eager_baseline)]
     if device.type == "cpu":
-        found += [Candidate("torch-cpu-fp32-rewrites", "fp32", torch_engine(rewrites=True)),
-                  Candidate("onnxruntime-cpu-fp32", "fp32", onnx_engine()),
-                  Candidate("onnxruntime-cpu-fp32-rewrites", "fp32", onnx_engine(rewrite=True))]
+        found += [Candidate("torch-cpu-fp32", "fp32", torch_engine()),
+                  Candidate("onnxruntime-cpu-fp32", "fp32", onnx_engine())]
         return found
     found += [Candidate(BASELINE_COMPILE, "fp16", _compile_baseline),
               Candidate("torch-cuda-fp16-graphs", "fp16", torch_engine(fp16=True, cuda_graphs=True)),
@@ -159,13 +158,16 @@ def device_slug(label: str) -> str:
 def benchmark_engines(model: nn.Module | None = None, *, sizes: Sequence[tuple[int, int]] = STYLE_SIZES,
                       device: str | torch.device | None = None, candidates: Sequence[Candidate] | None = None,
                       only: Sequence[str] | None = None, batch: int = 1, warmup: int = 3, iters: int = 20,
-                      cache_dir: str | os.PathLike | None = None, extra: bool = False,
+                      cache_dir: str | os.PathLike | None = None, extra: bool = False, interleave: bool = True,
                       progress: Callable[[str], None] | None = None) -> dict:
     """Time every available engine and the plain-PyTorch baselines at each (H, W) input size.
 
     ``model``: default the paper's TransformNet (width 32, random weights, seed 0). ``only``: keep
     the candidates whose label starts with one of these strings (baselines are always kept).
     Engines that cannot be built here (not installed, no GPU) go to ``skipped`` with the reason.
+    ``interleave``: time one call of each candidate in turn (fair under changing load); False: all
+    iterations of one candidate, then the next (fairer on a small shared CPU, where one engine's
+    worker threads still spinning after its call would slow the next engine down).
     Returns the result dict described in the module docstring (median and p90 over ``iters``).
     """
     from ..models import transform_net
@@ -203,9 +205,10 @@ def benchmark_engines(model: nn.Module | None = None, *, sizes: Sequence[tuple[i
             if dev.type == "cuda":
                 torch.cuda.synchronize(dev)
         times: dict[str, list[float]] = {c.label: [] for c, _ in runnable}
-        for _ in range(iters):
-            for candidate, run in runnable:
-                times[candidate.label].append(timed(lambda: run(x)))
+        order = [c for _ in range(iters) for c in runnable] if interleave else \
+            [c for c in runnable for _ in range(iters)]
+        for candidate, run in order:
+            times[candidate.label].append(timed(lambda: run(x)))
         for candidate, run in runnable:
             values = times[candidate.label]
             name = candidate.label if candidate.label.startswith("baseline:") else getattr(run, "name", candidate.label)

@@ -1,0 +1,154 @@
+"""CPU engine benchmark: ONNX Runtime vs torch (and the exact rewrites, and reduced-resolution
+inference) for style nets of several widths at one frame size; the data behind `auto`'s CPU rule.
+
+    .venv/bin/python bench/cpu_engines.py --widths 8 16 32 --size 480x640 --repeats 3
+
+Writes bench/results/cpu-engines-width<W>.json/.md (rows as in livestyle.engines.benchmark, each
+row the repeat with the lowest median) and cpu-engines-summary.md. Random weights (speed does not
+depend on them). The machine may be shared: the load average is recorded before and after.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from livestyle.engines.benchmark import (BASELINE_EAGER, Candidate, _eager_baseline,  # noqa: E402
+                                         benchmark_engines, benchmark_markdown, device_label, write_benchmark)
+from livestyle.models import transform_net  # noqa: E402
+
+
+def candidates(cache_dir: Path, infer_scales: list[float], spinning: bool) -> list[Candidate]:
+    from livestyle.engines import ReducedResolutionEngine, TorchEngine
+    from livestyle.engines.onnx_engine import OnnxRuntimeEngine
+
+    def ort(**options):
+        return lambda model, dev: OnnxRuntimeEngine(model, device=dev, cache_dir=cache_dir, **options)
+
+    found = [Candidate(BASELINE_EAGER, "fp32", _eager_baseline),
+             Candidate("torch-cpu-fp32", "fp32", lambda m, d: TorchEngine(m, device=d)),
+             Candidate("torch-cpu-fp32-channels_last", "fp32", lambda m, d: TorchEngine(m, device=d, channels_last=True)),
+             Candidate("onnxruntime-cpu-fp32", "fp32", ort()),
+             Candidate("onnxruntime-cpu-fp32-rewrites", "fp32", ort(rewrite=True))]
+    if spinning:
+        def spinning_ort(model, dev):
+            engine = OnnxRuntimeEngine(model, device=dev, cache_dir=cache_dir, spinning=True)
+            engine.name += "-spinning"
+            return engine
+        found.append(Candidate("onnxruntime-cpu-fp32-spinning", "fp32", spinning_ort))
+    for scale in infer_scales:
+        for upsample in ("bicubic", "guided"):
+            found.append(Candidate(f"onnxruntime-cpu-fp32@{scale:g}x-{upsample}", "fp32",
+                                   lambda m, d, s=scale, u=upsample: ReducedResolutionEngine(
+                                       OnnxRuntimeEngine(m, device=d, cache_dir=cache_dir), infer_scale=s, upsample=u)))
+    return found
+
+
+def cpu_time_ablation(width: int, h: int, w: int, cache_dir: Path, reps: int = 3, calls: int = 3) -> list[dict]:
+    """Single-thread CPU time (process_time) per call: robust to other jobs on the machine, which
+    lengthen wall time but not the CPU time a call consumes. Plain torch, the rewrites, ONNX Runtime."""
+    from livestyle.engines.onnx_engine import OnnxRuntimeEngine
+    from livestyle.engines.rewrites import rewrite_for_inference
+
+    torch.manual_seed(0)
+    model = transform_net(width=width).eval()
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    variants = {"torch plain (= baseline:eager-fp32)": model,
+                "torch sub-pixel rewrite (engine default on CPU)": rewrite_for_inference(model, fused_norm=False),
+                "torch fused instance norm only": rewrite_for_inference(model, subpixel=False),
+                "torch sub-pixel + fused norm": rewrite_for_inference(model),
+                "onnxruntime plain": OnnxRuntimeEngine(model, device="cpu", cache_dir=cache_dir, threads=1),
+                "onnxruntime sub-pixel rewrite": OnnxRuntimeEngine(model, device="cpu", cache_dir=cache_dir,
+                                                                    rewrite=True, threads=1)}
+    x = torch.rand(1, 3, h, w)
+    best = {name: float("inf") for name in variants}
+    with torch.inference_mode():
+        for _ in range(reps):  # round robin, best of all
+            for name, run in variants.items():
+                run(x)
+                for _ in range(calls):
+                    begin = time.process_time()
+                    run(x)
+                    best[name] = min(best[name], (time.process_time() - begin) * 1000)
+    torch.set_num_threads(threads)
+    return [{"width": width, "variant": name, "h": h, "w": w, "cpu_ms_best": round(ms, 1)} for name, ms in best.items()]
+
+
+def best_of(results: list[dict]) -> dict:
+    """Merge repeats: for each (engine, size) keep the row with the lowest median."""
+    best: dict[tuple, dict] = {}
+    for result in results:
+        for row in result["rows"]:
+            key = (row["engine"], row["h"], row["w"])
+            if key not in best or row["ms_median"] < best[key]["ms_median"]:
+                best[key] = row
+    merged = dict(results[0])
+    merged["rows"] = list(best.values())
+    return merged
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--widths", type=int, nargs="+", default=[8, 16, 32])
+    parser.add_argument("--size", default="480x640", help="HxW of the frames")
+    parser.add_argument("--iters", type=int, default=10)
+    parser.add_argument("--repeats", type=int, default=2, help="whole runs; the best median of each is kept")
+    parser.add_argument("--infer-scales", type=float, nargs="*", default=[0.5])
+    parser.add_argument("--spinning", action="store_true", help="also time ONNX Runtime with spinning threads")
+    parser.add_argument("--out", default=str(ROOT / "bench" / "results"))
+    parser.add_argument("--note", default="other helpers' jobs shared this 2-core CPU during the run; "
+                                          "each row is the best median of the repeats")
+    parser.add_argument("--ablation-only", action="store_true", help="only the single-thread CPU-time table")
+    args = parser.parse_args()
+    h, w = (int(v) for v in args.size.lower().split("x"))
+    out = Path(args.out)
+    with tempfile.TemporaryDirectory() as cache:
+        rows = [row for width in args.widths for row in cpu_time_ablation(width, h, w, Path(cache))]
+    (out / "cpu-engines-cputime.json").write_text(json.dumps({"device": device_label(torch.device("cpu")),
+                                                              "threads": 1, "load": os.getloadavg(), "rows": rows},
+                                                             indent=1) + "\n")
+    table = ["# CPU time per call, one thread (process_time, best of 9)", "",
+             f"{device_label(torch.device('cpu'))}; frame {h}×{w}; load average {os.getloadavg()[0]:.1f} at the end. "
+             "CPU time, unlike wall time, barely changes when other jobs share the machine.", "",
+             "| width | variant | CPU ms |", "|---|---|---|"]
+    table += [f"| {r['width']} | {r['variant']} | {r['cpu_ms_best']} |" for r in rows]
+    (out / "cpu-engines-cputime.md").write_text("\n".join(table) + "\n")
+    print("\n".join(table), flush=True)
+    if args.ablation_only:
+        return
+    summary = ["# CPU engines: ONNX Runtime vs torch", "", f"Frame {h}×{w}, batch 1, FP32, random weights. {args.note}.", ""]
+    with tempfile.TemporaryDirectory() as cache:
+        for width in args.widths:
+            torch.manual_seed(0)
+            model = transform_net(width=width).eval()
+            runs = []
+            for repeat in range(args.repeats):
+                load_before = os.getloadavg()
+                result = benchmark_engines(model, sizes=[(h, w)], device="cpu",
+                                           candidates=candidates(Path(cache), args.infer_scales, args.spinning),
+                                           warmup=2, iters=args.iters, interleave=False, progress=lambda m: print(m, flush=True))
+                result["meta"].update({"width": width, "repeat": repeat, "load_before": load_before,
+                                       "load_after": os.getloadavg(), "threads": torch.get_num_threads(),
+                                       "note": args.note})
+                runs.append(result)
+            merged = best_of(runs)
+            merged["meta"]["repeats"] = args.repeats
+            merged["meta"]["loads"] = [(r["meta"]["load_before"], r["meta"]["load_after"]) for r in runs]
+            write_benchmark(merged, out, stem=f"cpu-engines-width{width}", title=f"CPU engines, TransformNet width {width}")
+            summary += [f"## width {width}", "", benchmark_markdown(merged, title="").split("\n", 2)[2], ""]
+            print(f"width {width} done at {time.strftime('%H:%M:%S')}", flush=True)
+    (out / "cpu-engines-summary.md").write_text("\n".join(summary))
+
+
+if __name__ == "__main__":
+    main()
