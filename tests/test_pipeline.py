@@ -380,7 +380,7 @@ def test_cuda_infer_stage_matches_cpu(tiny_style_file):
     gpu_stage = InferStage(create_engine(load_model_file(tiny_style_file)[0], device="cuda"), batch_size=3)
     gpu = gpu_stage.collect(gpu_stage.submit(frames))
     for a, b in zip(cpu, gpu):
-        assert np.abs(a.output.astype(int) - b.output.astype(int)).max() <= 2
+        assert np.abs(a.output.astype(int) - b.output.astype(int)).max() <= 3  # TF32 convolutions on GPUs
 
 
 def test_bench_script_writes_reports(tmp_path):
@@ -401,3 +401,20 @@ def test_bench_script_writes_reports(tmp_path):
     assert report["frames"] == 6 and set(report["fps"]) == {"decode", "model", "encode", "codec_pipeline", "end_to_end"}
     assert all(v > 0 for v in report["fps"].values())
     assert "End-to-end / slowest stage" in (out / "pipeline-tiny-cpu.md").read_text()
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA (batched files with a batch in flight)")
+def test_cuda_file_pipeline_batches_and_keeps_order(tmp_path, tiny_style_file):
+    from livestyle.catalog import load_model_file
+    from livestyle.engines import create_engine
+
+    clip = make_clip(tmp_path / "in.mp4", frames=11, audio=False)  # 11: the last batch is partial
+    cpu = InferStage(create_engine(load_model_file(tiny_style_file)[0], device="cpu"))
+    stage = InferStage(create_engine(load_model_file(tiny_style_file)[0], device="cuda"), batch_size=4)
+    assert stage.asynchronous
+    sink = ListSink()
+    result = Pipeline(VideoFileSource(clip), stage, [sink]).run()
+    assert result.stats.frames_out == 11 and [f.index for f in sink.frames] == list(range(11))
+    for frame in sink.frames:
+        (expected,) = cpu([Frame(frame.index, frame.image)])
+        assert np.abs(expected.output.astype(int) - frame.output.astype(int)).max() <= 3
