@@ -82,6 +82,7 @@ def command(source, style, model_file, superres, device, fp16, backend, size, sc
     Keys: n / p next / previous style, b side-by-side, o overlay, s snapshot, q or Esc quit.
     """
     from ..catalog import choose_model
+    from ..errors import LivestyleError
     from ..io.pipeline import InferStage, Pipeline
     from ..io.sinks import NullSink, VideoFileSink
     from ..io.sources import CameraSource, list_cameras
@@ -104,9 +105,15 @@ def command(source, style, model_file, superres, device, fp16, backend, size, sc
     if not no_window:
         from ..io.window import KeyAction, WindowSink
 
+        def switch(step: int) -> None:
+            try:
+                styles.step(step)
+            except LivestyleError as exc:  # a broken catalog entry must not end the session
+                click.echo(f"livestyle: warning: cannot switch style: {exc}", err=True)
+
         window = WindowSink(f"livestyle — {choice.name}", snapshot_dir=snapshot_dir,
-                            key_actions={"n": KeyAction("next", lambda: styles.step(+1)),
-                                         "p": KeyAction("prev", lambda: styles.step(-1))},
+                            key_actions={"n": KeyAction("next", lambda: switch(+1)),
+                                         "p": KeyAction("prev", lambda: switch(-1))},
                             label=lambda: f"{styles.name} [{infer.engine.name}]")
     capture = CameraSource(source, size=inference_size(size, scale), loop=loop)
     sinks = [window] if window is not None else []
