@@ -93,11 +93,37 @@ def key(display: str, window: str, name: str) -> None:
     subprocess.run(["xdotool", "key", "--window", window, name], check=True, env=dict(os.environ, DISPLAY=display))
 
 
-def test_cam_window_shows_stylised_frames(tmp_path, xvfb, tiny_style_file):
-    from test_pipeline import make_clip
+def catalog_of_two_styles(folder: Path) -> dict[str, Path]:
+    """A weights folder whose catalog holds two tiny random styles, a and b."""
+    import json
 
+    from livestyle import save_model_file, transform_net
+
+    folder.mkdir()
+    files, records = {}, []
+    for seed, name in enumerate(("a", "b")):
+        torch.manual_seed(seed)
+        files[name] = folder / f"{name}.safetensors"
+        digest = save_model_file(transform_net(width=4, blocks=1), files[name])
+        records.append({"name": name, "task": "style", "arch": {"width": 4, "blocks": 1},
+                        "file": files[name].name, "sha256": digest})
+    (folder / "catalog.json").write_text(json.dumps({"models": records}))
+    return files
+
+
+def stylise_bgr(model_file: Path, bgr: np.ndarray) -> np.ndarray:
+    """uint8 BGR frame through a model file, as uint8 BGR."""
     from livestyle.catalog import load_model_file
     from livestyle.engines import batch_to_frames, frames_to_batch
+
+    model, _ = load_model_file(model_file)
+    with torch.inference_mode():
+        rgb = batch_to_frames(model(frames_to_batch([np.ascontiguousarray(bgr[..., ::-1])])))[0]
+    return np.ascontiguousarray(rgb[..., ::-1])
+
+
+def test_cam_window_shows_stylised_frames(tmp_path, xvfb):
+    from test_pipeline import make_clip
 
     # A still clip (every frame the same), so what is on screen is predictable.
     clip = tmp_path / "still.mp4"
@@ -106,19 +132,19 @@ def test_cam_window_shows_stylised_frames(tmp_path, xvfb, tiny_style_file):
     ok, first_bgr = capture.read()
     capture.release()
     assert ok
-    content = np.ascontiguousarray(first_bgr[..., ::-1])
-    model, _ = load_model_file(tiny_style_file)
-    with torch.inference_mode():
-        stylised = batch_to_frames(model(frames_to_batch([content])))[0]
-    expected = np.ascontiguousarray(stylised[..., ::-1])  # as BGR, like the screenshot
+    styles = catalog_of_two_styles(tmp_path / "weights")
+    expected = stylise_bgr(styles["a"], first_bgr)
+    expected_b = stylise_bgr(styles["b"], first_bgr)
     assert np.abs(expected.astype(int) - first_bgr.astype(int)).mean() > 20  # stylising changes the look
+    assert np.abs(expected.astype(int) - expected_b.astype(int)).mean() > 10  # and the styles differ
 
     snapshots = tmp_path / "snaps"
     snapshots.mkdir()
-    env = dict(os.environ, DISPLAY=xvfb, OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT), QT_QPA_PLATFORM="xcb")
+    env = dict(os.environ, DISPLAY=xvfb, OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT), QT_QPA_PLATFORM="xcb",
+               LIVESTYLE_WEIGHTS_DIR=str(tmp_path / "weights"))
     env.pop("WAYLAND_DISPLAY", None)
     proc = subprocess.Popen([sys.executable, "-c", "from livestyle.cli import main; main()", "cam",
-                             "--source", str(clip), "--loop", "--model", str(tiny_style_file),
+                             "--source", str(clip), "--loop", "--style", "a",
                              "--snapshot-dir", str(snapshots), "--device", "cpu"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=tmp_path)
     try:
@@ -133,6 +159,7 @@ def test_cam_window_shows_stylised_frames(tmp_path, xvfb, tiny_style_file):
         shown = plain[y:y + 120, x:x + 160].astype(int)
         assert np.abs(shown - expected).mean() < 6  # the stylised pixels themselves
         assert np.abs(shown - first_bgr.astype(int)).mean() > 20  # and not the camera's
+        assert find(plain, expected_b)[0] < 0.9  # nor style b's (switched to below)
 
         # The overlay covered the top-left corner of the same picture with text on a dark box.
         corner = (slice(y, y + 30), slice(x, x + 100))
@@ -150,6 +177,14 @@ def test_cam_window_shows_stylised_frames(tmp_path, xvfb, tiny_style_file):
             time.sleep(0.1)
         (snap,) = list(snapshots.glob("*.png"))
         assert cv2.imread(str(snap)).shape == (120, 320, 3)
+
+        key(xvfb, window, "b")  # back to the stylised view alone
+        key(xvfb, window, "n")  # next style, live
+        switched = screen_until(xvfb, lambda shot: find(shot, expected_b)[0] > 0.97)
+        assert find(switched, expected_b)[0] > 0.97
+        key(xvfb, window, "p")  # and back
+        back = screen_until(xvfb, lambda shot: find(shot, expected)[0] > 0.97)
+        assert find(back, expected)[0] > 0.97
 
         key(xvfb, window, "q")
         proc.wait(15)
