@@ -12,12 +12,19 @@ Check on a CPU:  python bench/gpu_bench_table.py --device cpu --sizes 32 --iters
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import sys
 import time
+import traceback
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a bare checkout, no install
+
+# The device machine has its own Python and no network: say what is missing before any work.
+_MISSING = [m for m in ("torch", "torchvision", "numpy", "tqdm") if importlib.util.find_spec(m) is None]
+if _MISSING:
+    sys.exit(f"gpu_bench_table: missing Python packages: {', '.join(_MISSING)}")
 
 import torch  # noqa: E402
 
@@ -56,7 +63,10 @@ def main(argv: list[str] | None = None) -> int:
         print(line, file=sys.stderr, flush=True)
         log_lines.append(line)
 
-    last_duration = 0.0
+    plot = importlib.util.find_spec("matplotlib") is not None
+    if not plot:
+        log("matplotlib missing: JSON + Markdown only (make the PNG later with livestyle.bench.write_reports)")
+    last_duration, failures = 0.0, 0
     for loss_net in args.loss_nets.split(","):
         spent = time.perf_counter() - started
         if last_duration and spent + last_duration > args.budget_s:
@@ -66,13 +76,19 @@ def main(argv: list[str] | None = None) -> int:
         config = BenchConfig(sizes=sizes, iterations=iterations, backends=tuple(args.backends.split(",")),
                              device=args.device, loss_net=loss_net, feedforward_runs=args.ff_runs,
                              feedforward_seconds=args.ff_seconds, width=args.width)
-        report = run_bench(config, progress=log).to_dict()
-        paths = write_reports(report, out, stem=f"{report_stem(report)}-{loss_net}")
+        try:
+            report = run_bench(config, progress=log).to_dict()
+            paths = write_reports(report, out, stem=f"{report_stem(report)}-{loss_net}", plot=plot)
+        except Exception:  # one device call: keep going with the next loss network, keep the traceback
+            log(f"{loss_net} failed:\n{traceback.format_exc()}")
+            failures += 1
+            continue
+        finally:
+            last_duration = time.perf_counter() - t0
         print(table_markdown(report), flush=True)
         log(f"{loss_net}: wrote {', '.join(p.name for p in paths)}")
-        last_duration = time.perf_counter() - t0
     (out / "gpu_bench_table.log").write_text("\n".join(log_lines) + "\n")
-    return 0
+    return 1 if failures else 0
 
 
 if __name__ == "__main__":

@@ -426,17 +426,19 @@ def report_stem(report: dict) -> str:
     return f"bench-{slug}-{stamp}{extrapolated}"
 
 
-def write_reports(report: BenchReport | dict, folder: str | os.PathLike, stem: str | None = None) -> list[Path]:
-    """Write <stem>.json, <stem>.md and <stem>.png into ``folder`` (created), each atomically. Returns the paths."""
+def write_reports(report: BenchReport | dict, folder: str | os.PathLike, stem: str | None = None, *,
+                  plot: bool = True) -> list[Path]:
+    """Write <stem>.json, <stem>.md and (``plot``) <stem>.png into ``folder`` (created), each atomically."""
     data = report.to_dict() if isinstance(report, BenchReport) else report
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     stem = stem or report_stem(data)
-    paths = [folder / f"{stem}.json", folder / f"{stem}.md", folder / f"{stem}.png"]
+    paths = [folder / f"{stem}.json", folder / f"{stem}.md"] + ([folder / f"{stem}.png"] if plot else [])
     with atomic_output(paths[0]) as tmp:
         tmp.write_text(json.dumps(data, indent=1, ensure_ascii=False) + "\n")
     with atomic_output(paths[1]) as tmp:
         tmp.write_text(report_markdown(data), encoding="utf-8")
-    with atomic_output(paths[2]) as tmp:
-        plot_png(data, tmp)
+    if plot:
+        with atomic_output(paths[2]) as tmp:
+            plot_png(data, tmp)
     return paths
