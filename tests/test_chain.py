@@ -36,7 +36,7 @@ def test_chain_engine_runs_style_then_superres():
     y = chain(x)
     assert chain.scale == 4 and chain.device.type == "cpu" and "→" in chain.name
     with torch.no_grad():
-        torch.testing.assert_close(y, sr(style(x)), atol=1e-6, rtol=0)
+        torch.testing.assert_close(y, sr(style(x)), atol=1e-5, rtol=0)  # FP32, kernels may differ per call
     assert y.shape == (2, 3, 40, 56)
 
 
