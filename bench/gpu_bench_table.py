@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
                              feedforward_seconds=args.ff_seconds, width=args.width)
         try:
             report = run_bench(config, progress=log).to_dict()
-            paths = write_reports(report, out, stem=f"{report_stem(report)}-{loss_net}", plot=plot)
+            paths = write_reports(report, out, stem=report_stem(report), plot=plot)
         except Exception:  # one device call: keep going with the next loss network, keep the traceback
             log(f"{loss_net} failed:\n{traceback.format_exc()}")
             failures += 1

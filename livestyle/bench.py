@@ -416,14 +416,14 @@ def plot_png(report: dict, path: str | os.PathLike) -> None:
 
 
 def report_stem(report: dict) -> str:
-    """A file name stem naming the machine and the date: bench-<gpu or cpu>-<YYYYmmdd-HHMMSS>[-extrapolated]."""
+    """A file name stem: bench-<gpu or cpu>-<loss net>-<YYYYmmdd-HHMMSS>[-extrapolated]."""
     m = report["machine"]
     name = m.get("gpu") or f"cpu-{m['cpu']}-{m['cpu_cores']}c"
     slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")[:48]
     stamp = re.sub(r"[^0-9]", "", report["created"])[:14]
     stamp = f"{stamp[:8]}-{stamp[8:]}"
     extrapolated = "-extrapolated" if any(r["gatys"]["extrapolated"] for r in report["rows"]) else ""
-    return f"bench-{slug}-{stamp}{extrapolated}"
+    return f"bench-{slug}-{report['settings']['loss_net']}-{stamp}{extrapolated}"
 
 
 def write_reports(report: BenchReport | dict, folder: str | os.PathLike, stem: str | None = None, *,
