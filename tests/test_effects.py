@@ -125,3 +125,27 @@ def test_image_command_effect_options(tmp_path, tiny_style_file):
     result = CliRunner().invoke(main, ["image", str(photo), "-o", str(tmp_path / "x.png"), "--model",
                                        str(tiny_style_file), "--strength", "1.5"])
     assert result.exit_code == 2 and "1.5" in result.output
+
+
+def test_frame_postprocess_as_pipeline_hook():
+    """FramePostprocess plugs into the pipeline's infer stage (hook(content, stylised) -> frame)."""
+    import torch
+
+    from livestyle.chain import ChainEngine
+    from livestyle.engines import TorchEngine
+    from livestyle.io.pipeline import InferStage
+    from livestyle.io.sources import Frame
+    from livestyle.models import sr_net, transform_net
+
+    torch.manual_seed(0)
+    content = np.random.default_rng(2).integers(0, 256, (8, 12, 3), dtype=np.uint8)
+    chain = ChainEngine(TorchEngine(transform_net(width=4, blocks=1), device="cpu"),
+                        TorchEngine(sr_net(scale=4, width=4, blocks=1), device="cpu"))
+    post = FramePostprocess(strength=0.0)
+    stage = InferStage(chain, postprocess=[post])
+    out = stage([Frame(0, content)])[0].output
+    assert out.dtype == np.uint8 and out.shape == (32, 48, 3)
+    np.testing.assert_array_equal(out, blend_strength(content, np.zeros_like(out), 0.0))  # the upscaled input
+    post.strength, post.preserve_colors = 1.0, True
+    coloured = stage([Frame(1, content)])[0].output
+    assert coloured.shape == (32, 48, 3) and not np.array_equal(coloured, out)
