@@ -29,6 +29,7 @@ if _MISSING:
 import torch  # noqa: E402
 
 from livestyle.bench import BenchConfig, report_stem, run_bench, table_markdown, write_reports  # noqa: E402
+from livestyle.engines import create_engine  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -77,7 +78,13 @@ def main(argv: list[str] | None = None) -> int:
                              device=args.device, loss_net=loss_net, feedforward_runs=args.ff_runs,
                              feedforward_seconds=args.ff_seconds, width=args.width)
         try:
-            report = run_bench(config, progress=log).to_dict()
+            factories = None
+            if args.device.startswith("cuda"):
+                # FP32 and FP16 torch engines timed against the same Gatys run (the paper's net was FP32).
+                factories = {f"{b}-{p}": (lambda m, d, b=b, p=p: create_engine(m, backend=b, device=str(d),
+                                                                            fp16=(p == "fp16")))
+                             for b in config.backends for p in ("fp32", "fp16")}
+            report = run_bench(config, engine_factories=factories, progress=log).to_dict()
             paths = write_reports(report, out, stem=report_stem(report), plot=plot)
         except Exception:  # one device call: keep going with the next loss network, keep the traceback
             log(f"{loss_net} failed:\n{traceback.format_exc()}")
