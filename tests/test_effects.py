@@ -149,3 +149,15 @@ def test_frame_postprocess_as_pipeline_hook():
     post.strength, post.preserve_colors = 1.0, True
     coloured = stage([Frame(1, content)])[0].output
     assert coloured.shape == (32, 48, 3) and not np.array_equal(coloured, out)
+
+
+def test_effect_options_refused_with_optimize(tmp_path):
+    from click.testing import CliRunner
+
+    from livestyle.cli import main
+
+    photo = tmp_path / "in.png"
+    cv2.imwrite(str(photo), np.zeros((8, 8, 3), np.uint8))
+    result = CliRunner().invoke(main, ["image", str(photo), "-o", str(tmp_path / "o.png"), "--optimize",
+                                       "--style-image", str(photo), "--strength", "0.5"])
+    assert result.exit_code == 2 and "not to --optimize" in result.output

@@ -65,6 +65,8 @@ def command(input_path, output, style, model_file, superres, device, fp16, backe
     if optimize.pop("optimize"):
         if style or model_file or superres:
             raise click.UsageError("--optimize takes --style-image IMG, not --style/--model/--superres")
+        if tile or preserve_colors or strength != 1.0:
+            raise click.UsageError("--strength, --preserve-colors and --tile apply to models, not to --optimize")
         _optimize(input_path, output, device=device, **optimize)
         return
     if optimize["style_image"]:
