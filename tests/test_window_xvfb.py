@@ -159,17 +159,17 @@ def test_cam_window_shows_stylised_frames(tmp_path, xvfb):
         shown = plain[y:y + 120, x:x + 160].astype(int)
         assert np.abs(shown - expected).mean() < 6  # the stylised pixels themselves
         assert np.abs(shown - first_bgr.astype(int)).mean() > 20  # and not the camera's
-        assert find(plain, expected_b)[0] < 0.9  # nor style b's (switched to below)
+        assert find(plain, expected_b)[0] < 0.9, "style b looks like a"  # (switched to below)
 
         # The overlay covered the top-left corner of the same picture with text on a dark box.
         corner = (slice(y, y + 30), slice(x, x + 100))
-        assert np.abs(with_overlay[corner].astype(int) - plain[corner].astype(int)).mean() > 10
+        assert np.abs(with_overlay[corner].astype(int) - plain[corner].astype(int)).mean() > 10, "no overlay"
 
         key(xvfb, window, "b")  # side by side: original | stylised
         split = screen_until(xvfb, lambda shot: find(shot, first_bgr)[0] > 0.95)
         left_score, _ = find(split, first_bgr)
         right_score, _ = find(split, expected)
-        assert left_score > 0.95 and right_score > 0.97
+        assert left_score > 0.95 and right_score > 0.97, f"side by side: {left_score:.3f}, {right_score:.3f}"
 
         key(xvfb, window, "s")  # snapshot of what is shown
         deadline = time.time() + 10
@@ -181,10 +181,10 @@ def test_cam_window_shows_stylised_frames(tmp_path, xvfb):
         key(xvfb, window, "b")  # back to the stylised view alone
         key(xvfb, window, "n")  # next style, live
         switched = screen_until(xvfb, lambda shot: find(shot, expected_b)[0] > 0.97)
-        assert find(switched, expected_b)[0] > 0.97
+        assert find(switched, expected_b)[0] > 0.97, f"style b not shown: {find(switched, expected_b)[0]:.3f}"
         key(xvfb, window, "p")  # and back
         back = screen_until(xvfb, lambda shot: find(shot, expected)[0] > 0.97)
-        assert find(back, expected)[0] > 0.97
+        assert find(back, expected)[0] > 0.97, f"style a not shown again: {find(back, expected)[0]:.3f}"
 
         key(xvfb, window, "q")
         proc.wait(15)
