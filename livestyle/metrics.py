@@ -199,10 +199,9 @@ def warping_error(previous_output: np.ndarray, output: np.ndarray, previous_inpu
 def resize_flow(flow: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """Resize a flow field (H, W, 2) to ``size`` = (width, height), scaling its vectors with it."""
     h, w = flow.shape[:2]
-    resized = cv2.resize(flow, size, interpolation=cv2.INTER_LINEAR)
-    resized[..., 0] *= size[0] / w
-    resized[..., 1] *= size[1] / h
-    return resized
+    # Scale the vectors on the small field (cheap), then interpolate.
+    scaled = flow * np.array([size[0] / w, size[1] / h], dtype=np.float32)
+    return cv2.resize(scaled, size, interpolation=cv2.INTER_LINEAR)
 
 
 class FlickerMeter:

@@ -91,8 +91,8 @@ class Stabilizer:
         if (oh, ow) != gray.shape:
             backward = resize_flow(backward, (ow, oh))
             weight = cv2.resize(weight, (ow, oh), interpolation=cv2.INTER_LINEAR)
-        carried = cv2.remap(previous_output, self._grid(oh, ow) + backward, None, cv2.INTER_LINEAR,
-                            borderMode=cv2.BORDER_REPLICATE)
+        sample_at = np.add(backward, self._grid(oh, ow), out=backward if backward.flags.writeable else None)
+        carried = cv2.remap(previous_output, sample_at, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         # w·carried + (1 − w)·stylised per pixel, in OpenCV's uint8 path (rounded, saturated): fast at 1080p.
         blended = cv2.blendLinear(carried, np.ascontiguousarray(stylised), weight, 1.0 - weight)
         self._previous_output = blended
