@@ -115,15 +115,6 @@ def crop_to_multiple(image: np.ndarray, factor: int) -> np.ndarray:
     return image[: h - h % factor, : w - w % factor]
 
 
-def evaluate_superres(model, sets: dict, *, device="cpu") -> dict:
-    """SR model vs bicubic on named HR folders (a catalog ``quality`` dict); see ``livestyle.evaluate``.
-
-    Kept here because training records quality through ``metrics``; the protocol lives in evaluate.py.
-    """
-    from .evaluate import evaluate_superres as evaluate
-
-    return evaluate(model, sets, device=device)
-
 
 # --- temporal stability (flicker) ---------------------------------------------------------------
 # Warping error of Lai et al. (ECCV 2018, "Learning Blind Video Temporal Consistency"): how much a
