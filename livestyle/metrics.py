@@ -115,7 +115,6 @@ def crop_to_multiple(image: np.ndarray, factor: int) -> np.ndarray:
     return image[: h - h % factor, : w - w % factor]
 
 
-
 # --- temporal stability (flicker) ---------------------------------------------------------------
 # Warping error of Lai et al. (ECCV 2018, "Learning Blind Video Temporal Consistency"): how much a
 # stylised frame differs from the previous stylised frame carried along the motion of the *input*,
