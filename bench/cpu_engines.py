@@ -3,9 +3,12 @@ inference) for style nets of several widths at one frame size; the data behind `
 
     .venv/bin/python bench/cpu_engines.py --widths 8 16 32 --size 480x640 --repeats 3
 
-Writes bench/results/cpu-engines-width<W>.json/.md (rows as in livestyle.engines.benchmark, each
-row the repeat with the lowest median) and cpu-engines-summary.md. Random weights (speed does not
-depend on them). The machine may be shared: the load average is recorded before and after.
+Writes bench/results/cpu-engines-cputime.json/.md first: single-thread CPU time per call
+(process_time), which other jobs on a shared machine barely change — the fair comparison of the
+backends and rewrites. Then the wall-clock tables (2 threads, what a user sees):
+cpu-engines-width<W>.json/.md (rows as in livestyle.engines.benchmark, each row the repeat with the
+lowest median) and cpu-engines-summary.md. Random weights (speed does not depend on them). The
+load average is recorded with every run.
 """
 from __future__ import annotations
 
@@ -38,7 +41,7 @@ def candidates(cache_dir: Path, infer_scales: list[float], spinning: bool) -> li
              Candidate("torch-cpu-fp32", "fp32", lambda m, d: TorchEngine(m, device=d)),
              Candidate("torch-cpu-fp32-channels_last", "fp32", lambda m, d: TorchEngine(m, device=d, channels_last=True)),
              Candidate("onnxruntime-cpu-fp32", "fp32", ort()),
-             Candidate("onnxruntime-cpu-fp32-rewrites", "fp32", ort(rewrite=True))]
+             Candidate("onnxruntime-cpu-fp32-plain", "fp32", ort(rewrite=False))]
     if spinning:
         def spinning_ort(model, dev):
             engine = OnnxRuntimeEngine(model, device=dev, cache_dir=cache_dir, spinning=True)
@@ -53,9 +56,11 @@ def candidates(cache_dir: Path, infer_scales: list[float], spinning: bool) -> li
     return found
 
 
-def cpu_time_ablation(width: int, h: int, w: int, cache_dir: Path, reps: int = 3, calls: int = 3) -> list[dict]:
+def cpu_time_ablation(width: int, h: int, w: int, cache_dir: Path, infer_scales: list[float] = (),
+                      reps: int = 3, calls: int = 3) -> list[dict]:
     """Single-thread CPU time (process_time) per call: robust to other jobs on the machine, which
     lengthen wall time but not the CPU time a call consumes. Plain torch, the rewrites, ONNX Runtime."""
+    from livestyle.engines import ReducedResolutionEngine
     from livestyle.engines.onnx_engine import OnnxRuntimeEngine
     from livestyle.engines.rewrites import rewrite_for_inference
 
@@ -67,9 +72,15 @@ def cpu_time_ablation(width: int, h: int, w: int, cache_dir: Path, reps: int = 3
                 "torch sub-pixel rewrite (engine default on CPU)": rewrite_for_inference(model, fused_norm=False),
                 "torch fused instance norm only": rewrite_for_inference(model, subpixel=False),
                 "torch sub-pixel + fused norm": rewrite_for_inference(model),
-                "onnxruntime plain": OnnxRuntimeEngine(model, device="cpu", cache_dir=cache_dir, threads=1),
-                "onnxruntime sub-pixel rewrite": OnnxRuntimeEngine(model, device="cpu", cache_dir=cache_dir,
+                "onnxruntime plain": OnnxRuntimeEngine(model, device="cpu", cache_dir=cache_dir, rewrite=False,
+                                                       threads=1),
+                "onnxruntime sub-pixel rewrite (engine default on CPU)": OnnxRuntimeEngine(model, device="cpu", cache_dir=cache_dir,
                                                                     rewrite=True, threads=1)}
+    for scale in infer_scales:
+        for upsample in ("bicubic", "guided"):
+            inner = OnnxRuntimeEngine(model, device="cpu", cache_dir=cache_dir, rewrite=True, threads=1)
+            variants[f"onnxruntime at {scale:g}× size + {upsample} upsample"] = ReducedResolutionEngine(
+                inner, infer_scale=scale, upsample=upsample)
     x = torch.rand(1, 3, h, w)
     best = {name: float("inf") for name in variants}
     with torch.inference_mode():
@@ -113,7 +124,7 @@ def main() -> None:
     h, w = (int(v) for v in args.size.lower().split("x"))
     out = Path(args.out)
     with tempfile.TemporaryDirectory() as cache:
-        rows = [row for width in args.widths for row in cpu_time_ablation(width, h, w, Path(cache))]
+        rows = [row for width in args.widths for row in cpu_time_ablation(width, h, w, Path(cache), args.infer_scales)]
     (out / "cpu-engines-cputime.json").write_text(json.dumps({"device": device_label(torch.device("cpu")),
                                                               "threads": 1, "load": os.getloadavg(), "rows": rows},
                                                              indent=1) + "\n")

@@ -53,11 +53,13 @@ def style_model_file(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def exported_fp32(style_model_file, export_cache):
-    """The tiny style model exported through the CLI into the session's cache (test_engines.py reuses it)."""
-    result = CliRunner().invoke(main, ["export", "--model", str(style_model_file), "--cache-dir", str(export_cache)])
+    """The tiny style model exported through the CLI (with the exact sub-pixel rewrite) into the
+    session's cache, where test_engines.py's ONNX Runtime engine finds it."""
+    result = CliRunner().invoke(main, ["export", "--model", str(style_model_file), "--rewrite",
+                                       "--cache-dir", str(export_cache)])
     assert result.exit_code == 0, result.output
     assert "ONNX Runtime max abs error" in result.output
-    path = onnx_cache_path(tiny_style(), export_cache)
+    path = onnx_cache_path(tiny_style(), export_cache, rewrite=True)  # the CPU engine's default graph
     assert path.is_file() and str(path) in result.output.replace("\n", "")
     return path
 
@@ -90,7 +92,7 @@ def test_onnx_runtime_matches_torch_fp32_at_many_sizes(exported_fp32, shape):
     assert np.abs(actual - expected).max() < FP32_TOL
 
 
-def test_sr_export_runs_at_two_sizes(tmp_path):
+def test_sr_export_without_rewrite_runs_at_two_sizes(tmp_path):
     torch.manual_seed(0)
     model = sr_net(scale=4, width=4, blocks=1).eval()
     path = cached_onnx(model, cache_dir=tmp_path)
