@@ -12,6 +12,7 @@ timing cache per GPU and TensorRT version so that rebuilds are fast.
 from __future__ import annotations
 
 import contextlib
+import copy
 import hashlib
 import io
 import json
@@ -132,7 +133,7 @@ def exportable_network(model: nn.Module, *, fp16: bool = False, rewrite: bool = 
     """The module that gets exported: a CPU float copy, optionally rewritten, optionally FP16 inside."""
     from .engines.rewrites import (rewrite_for_inference, safe_half_norms, to_half_keeping_norms_fp32)
 
-    net = model.to("cpu", torch.float32).eval()
+    net = copy.deepcopy(model).to("cpu", torch.float32).eval()  # the caller's model stays where it is
     net = rewrite_for_inference(net, fused_norm=False) if rewrite else net
     if fp16:
         net = to_half_keeping_norms_fp32(safe_half_norms(net, native=True), torch.float16)
@@ -192,7 +193,7 @@ def verify_onnx_runtime(model: nn.Module, path: str | os.PathLike, *, fp16: bool
 
     x = torch.rand(*shape, generator=torch.Generator().manual_seed(0))
     with torch.inference_mode():
-        expected = model.to("cpu", torch.float32).eval()(x).numpy()
+        expected = copy.deepcopy(model).to("cpu", torch.float32).eval()(x).numpy()
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     (actual,) = session.run([OUTPUT_NAME], {INPUT_NAME: x.numpy()})
     error = float(np.abs(actual - expected).max()) if actual.shape == expected.shape else float("inf")

@@ -2,6 +2,7 @@
 CUDA graphs per input shape, optional torch.compile, optional exact rewrites (rewrites.py)."""
 from __future__ import annotations
 
+import copy
 import warnings
 from collections import OrderedDict
 
@@ -58,7 +59,7 @@ class TorchEngine:
         on_cpu = self.device.type == "cpu"
         default_rewrites = on_cpu
         rewrites = default_rewrites if rewrites is None else rewrites
-        net = model.eval()
+        net = copy.deepcopy(model).eval()  # moving or casting must not change the caller's model
         if rewrites:
             net = rewrite_for_inference(net, fused_norm=False)
         if self.dtype != torch.float32:
