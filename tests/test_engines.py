@@ -153,9 +153,17 @@ def test_benchmark_rows_and_files(tmp_path):
 
 
 def test_benchmark_records_unbuildable_engines_as_skipped():
+    from livestyle.engines.benchmark import Candidate, _eager_baseline
+
+    def unavailable(model, device):
+        raise BackendUnavailableError("TensorRT is not installed")
+
     result = benchmark_engines(tiny_style(), sizes=[(16, 16)], device="cpu", iters=1, warmup=1,
-                               only=("tensorrt",), candidates=None)
-    assert [row["engine"] for row in result["rows"]] == [BASELINE_EAGER]  # no tensorrt on the CPU list
+                               candidates=[Candidate(BASELINE_EAGER, "fp32", _eager_baseline),
+                                           Candidate("tensorrt-fp16", "fp16", unavailable)])
+    assert [row["engine"] for row in result["rows"]] == [BASELINE_EAGER]
+    assert result["skipped"] == [{"engine": "tensorrt-fp16",
+                                  "reason": "BackendUnavailableError: TensorRT is not installed"}]
     assert result["device"]
 
 
