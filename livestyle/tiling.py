@@ -54,21 +54,39 @@ class StatsInstanceNorm(nn.Module):
         super().__init__()
         self.eps = norm.eps
         self.weight, self.bias = norm.weight, norm.bias
-        self.mode = "live"
+        self._mode = "live"
         self.mean: torch.Tensor | None = None
         self.var: torch.Tensor | None = None
+        self._scale_shift: tuple[torch.Tensor, torch.Tensor] | None = None
         # accumulate mode: kept region as fractions (top, bottom, left, right) of the pass's input
         self.region = (0.0, 1.0, 0.0, 1.0)
         self._totals: list | None = None
 
+    @property
+    def mode(self) -> str:
+        return self._mode
+
+    @mode.setter
+    def mode(self, mode: str) -> None:
+        if mode == "fixed" and self._mode != "fixed":
+            # fold the statistics and the affine part into one multiply-add per element
+            scale = torch.rsqrt(self.var + self.eps)
+            shift = -self.mean * scale
+            if self.weight is not None:
+                weight, bias = self.weight.float().view(1, -1, 1, 1), self.bias.float().view(1, -1, 1, 1)
+                scale, shift = scale * weight, shift * weight + bias
+            self._scale_shift = (scale, shift)
+        self._mode = mode
+
     def start_accumulating(self) -> None:
-        self.mode, self._totals = "accumulate", [0.0, 0.0, 0]
+        self._mode, self._totals = "accumulate", [0.0, 0.0, 0]
 
     def finish_accumulating(self) -> None:
         total, total_sq, count = self._totals
         mean = total / count
         self.mean, self.var = mean.float(), (total_sq / count - mean * mean).clamp_min(0.0).float()
-        self.mode, self._totals = "fixed", None
+        self._totals = None
+        self.mode = "fixed"
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.mode == "accumulate":
@@ -80,11 +98,13 @@ class StatsInstanceNorm(nn.Module):
             self._totals[2] += part.shape[-2] * part.shape[-1]
             raise _StopForward
         if self.mode == "fixed":
-            mean, var = self.mean, self.var
-        else:
-            var, mean = torch.var_mean(x.float(), dim=(2, 3), keepdim=True, correction=0)
-            if self.mode == "record":
-                self.mean, self.var = mean, var
+            scale, shift = self._scale_shift
+            return torch.addcmul(shift, x.float(), scale).to(x.dtype)
+        if self.mode == "live" and x.dtype == torch.float32:
+            return F.instance_norm(x, weight=self.weight, bias=self.bias, eps=self.eps)
+        var, mean = torch.var_mean(x.float(), dim=(2, 3), keepdim=True, correction=0)
+        if self.mode == "record":
+            self.mean, self.var = mean, var
         y = (x.float() - mean) * torch.rsqrt(var + self.eps)
         if self.weight is not None:
             y = y * self.weight.float().view(1, -1, 1, 1) + self.bias.float().view(1, -1, 1, 1)
