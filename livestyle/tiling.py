@@ -16,6 +16,10 @@ per-channel mean and variance are found once per frame and then applied unchange
   extra small pass, but the statistics of a network at another scale are only an estimate
   (measured on random nets in tests/test_tiling.py: colour shifts of several percent), so it is
   for video where speed matters more.
+
+Cost measured on the shared 2-core CPU (TransformNet width 16, 640×480, tile 256, load ≈ 8): untiled
+2.0 s, downscaled statistics 10 s, exact statistics 51 s. Tiling trades time for memory; use it
+for frames that do not fit, not for speed.
 """
 from __future__ import annotations
 
