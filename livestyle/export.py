@@ -32,6 +32,7 @@ OUTPUT_NAME = "output"
 ENV_CACHE_DIR = "LIVESTYLE_CACHE_DIR"
 MAX_SIDE = 8192  # the dynamic height/width range stated in the ONNX export
 FORMATS = ("onnx", "tensorrt")
+EXPORT_VERSION = 1  # part of the ONNX cache key: bump when the exported graph changes for the same weights
 
 
 def default_cache_dir() -> Path:
@@ -163,7 +164,7 @@ def export_onnx(model: nn.Module, path: str | os.PathLike | None = None, *, fp16
         try:
             program = torch.onnx.export(net, (sample,), dynamo=True, verbose=False,
                                         input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
-                                        dynamic_shapes={"x": dims})
+                                        dynamic_shapes=(dims,))
         except Exception as exc:  # the exporter raises many types; the user needs one message
             raise ExportError(f"ONNX export failed: {type(exc).__name__}: {str(exc).splitlines()[0]}") from exc
     proto = program.model_proto
@@ -207,7 +208,7 @@ def onnx_cache_path(model: nn.Module, cache_dir: str | os.PathLike, *, fp16: boo
                     rewrite: bool = False, digest: str | None = None) -> Path:
     """Where the cached ONNX export of ``model`` with these options lives (key: weights, torch, options)."""
     digest = digest or model_digest(model)
-    key = hashlib.sha256(json.dumps([digest, torch.__version__, fp16, rewrite]).encode()).hexdigest()
+    key = hashlib.sha256(json.dumps([digest, torch.__version__, EXPORT_VERSION, fp16, rewrite]).encode()).hexdigest()
     kind = "superres" if model_scale(model) > 1 else "style"
     return Path(cache_dir) / f"{kind}-{digest[:12]}-{'fp16' if fp16 else 'fp32'}{'-rw' if rewrite else ''}-{key[:8]}.onnx"
 
