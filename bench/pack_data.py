@@ -5,7 +5,7 @@ pre-resized and JPEG-encoded in one ``.npz`` (no pickle; ``livestyle.data.write_
 training run decodes it once into GPU memory. The style and content images the job needs are
 copied beside it. Everything goes to the git-ignored ``bench/carry/``:
 
-    .venv/bin/python bench/pack_data.py style      # caltech101_subset, short side ≤ 256 → bench/carry/caltech101.npz
+    .venv/bin/python bench/pack_data.py style      # caltech101_subset, short side ≤ 256 → caltech101.npz
     .venv/bin/python bench/pack_data.py superres   # bsds500_train_test, native size  → bench/carry/bsds500.npz
 """
 from __future__ import annotations

@@ -49,6 +49,12 @@ SETTINGS = {
     "D": dict(label="content fire2; style balanced; style 2e-3",
               objective=dict(content_taps=("fire2",), style_taps=STYLE_TAPS, style_weight=2e-3,
                              style_tap_weights=BALANCED)),
+    # second round, after A-D all came out texture-heavy with B and C keeping most of the skyline
+    "E": dict(label="content fire4; style balanced; style 5e-4",
+              objective=dict(content_taps=("fire4",), style_taps=STYLE_TAPS, style_weight=5e-4,
+                             style_tap_weights=BALANCED)),
+    "F": dict(label="content fire4; style conv1-fire5 equal; style 1e-3",
+              objective=dict(content_taps=("fire4",), style_taps=STYLE_TAPS, style_weight=1e-3)),
 }
 
 
@@ -136,7 +142,8 @@ def main() -> None:
     cols = 3 if len(tiles) > 4 else 2
     height, width = max(t.shape[0] for t in tiles), max(t.shape[1] for t in tiles)
     blank = np.full((height, width, 3), 255, np.uint8)
-    padded = [np.pad(t, ((0, height - t.shape[0]), (0, width - t.shape[1]), (0, 0)), constant_values=255) for t in tiles]
+    padded = [np.pad(t, ((0, height - t.shape[0]), (0, width - t.shape[1]), (0, 0)), constant_values=255)
+              for t in tiles]
     padded += [blank] * (-len(padded) % cols)
     sheet = np.concatenate([np.concatenate(padded[i:i + cols], axis=1) for i in range(0, len(padded), cols)])
     sheet_path = args.out / "squeezenet_taps.png"
@@ -160,8 +167,8 @@ def main() -> None:
         lines.append(f"| {key} | {label} | {terms} | {scores['content_fire4']:.0f} | "
                      + " | ".join(f"{scores['style_' + t]:.3g}" for t in STYLE_TAPS) + " |")
     lines += ["", f"Balanced per-tap weights: {json.dumps(BALANCED)}.", ""]
-    (args.out / "squeezenet_taps_raw.md").write_text("\n".join(lines) + "\n")
-    print(f"wrote {sheet_path} and {args.out / 'squeezenet_taps_raw.md'}")
+    (args.out / "squeezenet_taps_table.md").write_text("\n".join(lines) + "\n")
+    print(f"wrote {sheet_path} and {args.out / 'squeezenet_taps_table.md'}")
 
 
 if __name__ == "__main__":

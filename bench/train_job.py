@@ -111,7 +111,8 @@ def main() -> None:
         f"layouts {recipe_out.get('layout_timings_ms', {})})")
     log(f"final losses {json.dumps(result.final_losses)}")
     log(f"quality {json.dumps(result.entry['quality'])}")
-    log(f"wrote {model_path.name} (sha256 {result.entry['sha256'][:12]}…) and {model_path.with_suffix('.json').name}; "
+    log(f"wrote {model_path.name} (sha256 {result.entry['sha256'][:12]}…) and "
+        f"{model_path.with_suffix('.json').name}; "
         f"whole job {time.perf_counter() - start:.1f} s")
 
 

@@ -38,10 +38,14 @@ AMP_CHOICES = ("auto", "off", "bf16", "fp16")
 LAYOUT_CHOICES = ("auto", "off", "on")
 
 # Style-training term weights per loss network. SqueezeNet's were chosen by measurement
-# (bench/results/squeezenet_taps.md: short runs with several tap/weight settings on the same photos);
-# the objective's own defaults (livestyle.objective.DEFAULT_WEIGHTS) are tuned for Gatys runs.
-STYLE_TRAINING_WEIGHTS: dict[str, dict[str, float]] = {
-    "squeezenet1_1": {"content_weight": 1.0, "style_weight": 2e-2, "tv_weight": 1e4},
+# (bench/results/squeezenet_taps.md, setting E: six short runs with different taps/weights on the
+# same photos; E kept the content best and matched the painting's colours best). The per-tap weights
+# make each tap's Gram loss start at a similar size (conv1's raw loss is ~20× smaller than fire4's),
+# so colour and large shapes count as much as the middle taps. The objective's own defaults
+# (livestyle.objective.DEFAULT_WEIGHTS) are tuned for Gatys runs, which start from the content image.
+STYLE_TRAINING_WEIGHTS: dict[str, dict] = {
+    "squeezenet1_1": {"content_weight": 1.0, "style_weight": 5e-4, "tv_weight": 1e4,
+                      "style_tap_weights": {"conv1": 20.0, "fire2": 1.5, "fire3": 1.5, "fire4": 1.0, "fire5": 5.0}},
 }
 # The feature loss of SR: paper relu2_2 of VGG-16; for SqueezeNet the first fire module at the
 # same depth of pooling. TV weights are not tuned by measurement (no GPU time yet).
@@ -92,7 +96,7 @@ class RunOptions:
 
 @dataclass(frozen=True)
 class StyleRecipe:
-    """What a style model learns from: the paper's recipe by default (width 32, 5 blocks, 256², batch 4, 40k, Adam 1e-3)."""
+    """What a style model learns from; defaults: the paper's (width 32, 5 blocks, 256², batch 4, 40k, Adam 1e-3)."""
 
     style_image: str
     dataset: str
@@ -150,10 +154,16 @@ class SuperResRecipe:
 
 
 def style_objective_config(recipe: StyleRecipe) -> ObjectiveConfig:
-    """The recipe's objective with training's measured weights filling the ``None`` fields."""
+    """The recipe's objective with training's measured weights filling the ``None`` fields.
+
+    Per-tap style weights come from ``STYLE_TRAINING_WEIGHTS`` only where the recipe gives none at all.
+    """
     config = recipe.objective
-    weights = STYLE_TRAINING_WEIGHTS.get(config.loss_net, {})
-    return replace(config, **{k: v for k, v in weights.items() if getattr(config, k) is None}).resolved()
+    defaults = STYLE_TRAINING_WEIGHTS.get(config.loss_net, {})
+    fill = {k: v for k, v in defaults.items() if k != "style_tap_weights" and getattr(config, k) is None}
+    if not config.style_tap_weights and defaults.get("style_tap_weights"):
+        fill["style_tap_weights"] = dict(defaults["style_tap_weights"])
+    return replace(config, **fill).resolved()
 
 
 def resolve_device(device: str) -> torch.device:
@@ -188,6 +198,16 @@ class _Task:
 
     model: nn.Module
     name: str
+    objective: PerceptualObjective | None = None
+    channels_last: bool = False
+
+    def set_layout(self, channels_last: bool) -> None:
+        """Put the model, the loss network and every batch in channels_last (NHWC) or the default layout."""
+        layout = torch.channels_last if channels_last else torch.contiguous_format
+        self.model.to(memory_format=layout)
+        if self.objective is not None:
+            self.objective.lossnet.to(memory_format=layout)
+        self.channels_last = channels_last
 
     def batch(self, generator: torch.Generator):
         raise NotImplementedError
@@ -216,7 +236,6 @@ class StyleTask(_Task):
         self.data = StyleData(bank, recipe.image_size)
         self.batch_size = recipe.batch_size
         self.preview_image = preview_image
-        self.channels_last = False
 
     def batch(self, generator):
         return _to_layout(self.data.batch(self.batch_size, generator), self.channels_last)
@@ -252,7 +271,6 @@ class SuperResTask(_Task):
         self.objective = objective
         self.preview_high = preview_image
         self.preview_low = make_low_resolution(preview_image, recipe.scale, recipe.blur_sigma)
-        self.channels_last = False
 
     def batch(self, generator):
         low, high = self.data.batch(self.batch_size, generator)
@@ -308,11 +326,17 @@ class _Precision:
             self.scaler.update()
 
 
+def _synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
 def _time_steps(task: _Task, amp: str, channels_last: bool, device: torch.device, steps: int = 6) -> float:
     """Seconds per training step of a throwaway copy of the model (the run's state is untouched)."""
     model, saved_layout = task.model, task.channels_last
-    trial = copy.deepcopy(model).to(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
-    task.model, task.channels_last = trial, channels_last
+    task.model = copy.deepcopy(model)
+    task.set_layout(channels_last)
+    trial = task.model
     try:
         generator = torch.Generator().manual_seed(12345)
         optimizer = torch.optim.Adam(trial.parameters(), lr=1e-6)
@@ -320,17 +344,18 @@ def _time_steps(task: _Task, amp: str, channels_last: bool, device: torch.device
         times = []
         for _ in range(steps + 3):  # the first steps pay for cuDNN's algorithm search
             batch = task.batch(generator)
-            torch.cuda.synchronize(device)
+            _synchronize(device)
             start = time.perf_counter()
             optimizer.zero_grad(set_to_none=True)
             with precision.autocast():
                 total, _ = task.loss(batch)
             precision.step(total, optimizer)
-            torch.cuda.synchronize(device)
+            _synchronize(device)
             times.append(time.perf_counter() - start)
         return float(np.median(times[3:]))
     finally:
-        task.model, task.channels_last = model, saved_layout
+        task.model = model
+        task.set_layout(saved_layout)
 
 
 def choose_precision_and_layout(task: _Task, options: RunOptions, device: torch.device) -> tuple[str, bool, dict]:
@@ -384,9 +409,7 @@ def train_loop(task: _Task, recipe_dict: dict, *, iterations: int, lr: float, se
     from tqdm import tqdm
 
     amp, channels_last, layout_timings = choose_precision_and_layout(task, options, device)
-    task.channels_last = channels_last
-    if channels_last:
-        task.model.to(memory_format=torch.channels_last)
+    task.set_layout(channels_last)
     precision = _Precision(amp, device)
     optimizer = torch.optim.Adam(task.model.parameters(), lr=lr)
     generator = torch.Generator().manual_seed(seed)
@@ -424,10 +447,6 @@ def train_loop(task: _Task, recipe_dict: dict, *, iterations: int, lr: float, se
             "history": history,
         })
 
-    def sync() -> None:
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-
     if options.preview_dir and options.preview_every:
         try:
             Path(options.preview_dir).mkdir(parents=True, exist_ok=True)
@@ -437,7 +456,7 @@ def train_loop(task: _Task, recipe_dict: dict, *, iterations: int, lr: float, se
     bar = tqdm(total=iterations, initial=start_step, disable=not options.progress, unit="it", dynamic_ncols=True,
                desc=f"train {task.name}")
     pending: list[tuple[torch.Tensor, dict[str, torch.Tensor]]] = []
-    sync()
+    _synchronize(device)
     run_start = window_start = time.perf_counter()
     window_images = 0
     step = start_step
@@ -475,12 +494,12 @@ def train_loop(task: _Task, recipe_dict: dict, *, iterations: int, lr: float, se
                 break
             if options.checkpoint and options.checkpoint_every and step % options.checkpoint_every == 0 \
                     and step != iterations:
-                sync()
+                _synchronize(device)
                 checkpoint(step, elapsed_before + time.perf_counter() - run_start,
                            images_before + (step - start_step) * task.batch_size)
     finally:
         bar.close()
-    sync()
+    _synchronize(device)
     seconds = time.perf_counter() - run_start
     images = (step - start_step) * task.batch_size
     if options.checkpoint:

@@ -75,8 +75,8 @@ def test_a_few_iterations_lower_the_loss(style_image, dataset, lossnet_weights, 
 
 def test_checkpoint_then_resume_equals_uninterrupted_run(style_image, dataset, lossnet_weights, tmp_path):
     torch.set_num_threads(1)
-    whole = train_style(tiny_recipe(style_image, dataset, lossnet_weights, iterations=8), tmp_path / "whole.safetensors",
-                        FAST)
+    whole = train_style(tiny_recipe(style_image, dataset, lossnet_weights, iterations=8),
+                        tmp_path / "whole.safetensors", FAST)
     ckpt = str(tmp_path / "run.ckpt")
     first = tiny_recipe(style_image, dataset, lossnet_weights, iterations=4)
     train_style(first, tmp_path / "part.safetensors", RunOptions(**{**FAST.__dict__, "checkpoint": ckpt}))
@@ -211,3 +211,24 @@ def test_gpu_job_script_runs_a_few_steps_on_cpu(style_image, dataset, lossnet_we
     model, _ = load_model_file(out / "job.safetensors")
     assert sorted(p.name for p in out.iterdir()) == ["job.json", "job.safetensors", "log.txt", "style_0000001.png",
                                                     "style_0000002.png", "styled_painting.jpg"]
+
+
+def test_layout_timing_trial_leaves_the_run_untouched(style_image, dataset, lossnet_weights):
+    """The CUDA "auto" path times candidates on a copy; checked here on CPU with channels_last."""
+    from livestyle.data import ImageBank, decode_images
+    from livestyle.objective import build_objective, image_to_batch
+    from livestyle.io.images import read_image
+    from livestyle.train import StyleTask, _time_steps, style_objective_config
+
+    torch.set_num_threads(1)
+    recipe = tiny_recipe(style_image, dataset, lossnet_weights)
+    objective = build_objective(style_objective_config(recipe), image_to_batch(read_image(style_image).rgb),
+                                weights=lossnet_weights)
+    bank = ImageBank(decode_images(dataset, short_side=32))
+    task = StyleTask(recipe, objective, bank, torch.device("cpu"), torch.rand(1, 3, 32, 32))
+    before = {k: v.clone() for k, v in task.model.state_dict().items()}
+    seconds = _time_steps(task, "off", True, torch.device("cpu"), steps=1)
+    assert seconds > 0 and not task.channels_last
+    assert all(torch.equal(v, before[k]) for k, v in task.model.state_dict().items())
+    assert task.model.encoder[0][0][1].weight.is_contiguous()  # back in the default layout
+    assert objective.lossnet.features[0].weight.is_contiguous()

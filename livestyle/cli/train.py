@@ -45,6 +45,8 @@ def run_options(f):
                      help="Folder for preview images (default: beside OUT)."),
         click.option("--preview-every", type=click.IntRange(min=0), default=500, show_default=True,
                      help="Write a preview image every N steps (0: never)."),
+        click.option("--time-limit", type=click.FloatRange(min=0), default=None, metavar="SECONDS",
+                     help="Stop after this much training time and write the model (the entry says so)."),
         click.option("--resume", is_flag=True, help="Continue the run saved in --checkpoint."),
         click.option("--checkpoint-every", type=click.IntRange(min=0), default=1000, show_default=True),
         click.option("--checkpoint", type=click.Path(dir_okay=False), default=None,
@@ -71,7 +73,7 @@ def run_options(f):
 
 
 def _run_options(output, *, device, amp, channels_last, checkpoint, checkpoint_every, resume, preview_dir,
-                 preview_every, no_progress):
+                 preview_every, no_progress, time_limit):
     from pathlib import Path
 
     from ..train import RunOptions
@@ -80,7 +82,7 @@ def _run_options(output, *, device, amp, channels_last, checkpoint, checkpoint_e
     return RunOptions(device=device, amp=amp, channels_last=channels_last,
                       checkpoint=checkpoint or str(output.with_suffix(".ckpt")), checkpoint_every=checkpoint_every,
                       resume=resume, preview_dir=preview_dir or str(output.parent / f"{output.stem}_previews"),
-                      preview_every=preview_every, progress=not no_progress)
+                      preview_every=preview_every, progress=not no_progress, time_limit_s=time_limit)
 
 
 def _report(result, output, catalog) -> None:
@@ -126,7 +128,7 @@ def command() -> None:
               help="Content photo to measure the final losses on (repeatable).")
 @click.option("--gatys-iterations", default="", help="Also measure Gatys after these L-BFGS counts, e.g. 100,500.")
 def style_command(style_image, dataset, output, batch_size, lr, data_limit, seed, no_progress, device, amp,
-                  channels_last, checkpoint, checkpoint_every, resume, preview_every, preview_dir, catalog,
+                  channels_last, checkpoint, checkpoint_every, resume, time_limit, preview_every, preview_dir, catalog,
                   loss_net, loss_net_weights, content_taps, style_taps, content_weight, style_weight,
                   style_tap_weights, tv_weight, style_size, image_size, iterations, width, blocks, name, variant,
                   quality_images, gatys_iterations):
@@ -142,7 +144,7 @@ def style_command(style_image, dataset, output, batch_size, lr, data_limit, seed
                          data_limit=data_limit, loss_net_weights=loss_net_weights)
     options = _run_options(output, device=device, amp=amp, channels_last=channels_last, checkpoint=checkpoint,
                            checkpoint_every=checkpoint_every, resume=resume, preview_dir=preview_dir,
-                           preview_every=preview_every, no_progress=no_progress)
+                           preview_every=preview_every, no_progress=no_progress, time_limit=time_limit)
     counts = tuple(int(c) for c in gatys_iterations.split(",") if c.strip())
     result = train_style(recipe, output, options, name=name, variant=variant, quality_images=list(quality_images),
                          gatys_iterations=counts)
@@ -164,9 +166,9 @@ def style_command(style_image, dataset, output, batch_size, lr, data_limit, seed
 @click.option("--eval-set", "eval_sets", multiple=True, metavar="NAME=DIR",
               help="Measure PSNR/SSIM against bicubic on this folder of HR images (repeatable).")
 def superres_command(scale, loss, dataset, output, batch_size, lr, data_limit, seed, no_progress, device, amp,
-                     channels_last, checkpoint, checkpoint_every, resume, preview_every, preview_dir, catalog,
-                     loss_net, loss_net_weights, feature_taps, tv_weight, patch_size, iterations, width, blocks,
-                     name, eval_sets):
+                     channels_last, checkpoint, checkpoint_every, resume, time_limit, preview_every, preview_dir,
+                     catalog, loss_net, loss_net_weights, feature_taps, tv_weight, patch_size, iterations, width,
+                     blocks, name, eval_sets):
     """Train a ×4/×8 SR network: livestyle train superres --scale 4 --loss pixel --dataset DIR -o FILE."""
     from ..train import SuperResRecipe, train_superres
 
@@ -182,6 +184,6 @@ def superres_command(scale, loss, dataset, output, batch_size, lr, data_limit, s
                             data_limit=data_limit, loss_net_weights=loss_net_weights)
     options = _run_options(output, device=device, amp=amp, channels_last=channels_last, checkpoint=checkpoint,
                            checkpoint_every=checkpoint_every, resume=resume, preview_dir=preview_dir,
-                           preview_every=preview_every, no_progress=no_progress)
+                           preview_every=preview_every, no_progress=no_progress, time_limit=time_limit)
     result = train_superres(recipe, output, options, name=name, quality_sets=sets or None)
     _report(result, output, catalog)
