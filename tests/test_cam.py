@@ -72,6 +72,16 @@ def test_list_devices():
     assert lines == ["no cameras found"] or all(line.split(":")[0].isdigit() for line in lines)
 
 
+def test_list_devices_lists_each_camera(monkeypatch):
+    from livestyle.io import sources
+
+    found = [sources.CameraInfo(0, "Integrated Camera", 1280, 720, 30.0), sources.CameraInfo(2, "USB cam", 640, 480, 0.0)]
+    monkeypatch.setattr(sources, "list_cameras", lambda: found)
+    result = run("cam", "--list-devices")
+    assert result.exit_code == 0
+    assert result.output.splitlines() == ["0: Integrated Camera (1280×720, 30 fps)", "2: USB cam (640×480, 0 fps)"]
+
+
 def test_window_without_display_is_a_one_line_error(tmp_path, tiny_style_file):
     clip = make_clip(tmp_path / "in.mp4", frames=3, audio=False)
     result = run("cam", "--source", clip, "--model", tiny_style_file, env={"DISPLAY": None, "WAYLAND_DISPLAY": None})

@@ -6,6 +6,7 @@ them); skips with that reason where they are missing.
 from __future__ import annotations
 
 import os
+import select
 import shutil
 import subprocess
 import sys
@@ -23,32 +24,38 @@ MISSING = [t for t in TOOLS if shutil.which(t) is None]
 pytestmark = pytest.mark.skipif(bool(MISSING), reason=f"needs {', '.join(MISSING)} (apt-get install xvfb xdotool imagemagick)")
 
 
-def free_display() -> int:
-    for number in range(87, 200):
-        if not Path(f"/tmp/.X{number}-lock").exists() and not Path(f"/tmp/.X11-unix/X{number}").exists():
-            return number
-    pytest.skip("no free X display number")
-
-
 @pytest.fixture
 def xvfb():
-    """A private virtual screen; yields its DISPLAY value and stops it afterwards."""
-    number = free_display()
-    server = subprocess.Popen(["Xvfb", f":{number}", "-screen", "0", "640x480x24", "-nolisten", "tcp"],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    socket = Path(f"/tmp/.X11-unix/X{number}")
-    deadline = time.time() + 10
-    while not socket.exists() and time.time() < deadline and server.poll() is None:
-        time.sleep(0.05)
-    if not socket.exists():
-        server.kill()
-        pytest.skip("Xvfb did not start")
-    yield f":{number}"
-    server.terminate()
+    """A private virtual screen; yields its DISPLAY value and stops it afterwards.
+
+    ``-displayfd``: Xvfb picks a free display number itself and writes it once it accepts connections,
+    so parallel test runs cannot collide and the screen is ready when we read the number.
+    """
+    read_end, write_end = os.pipe()
+    server = subprocess.Popen(["Xvfb", "-displayfd", str(write_end), "-screen", "0", "640x480x24", "-nolisten", "tcp"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, pass_fds=(write_end,))
+    os.close(write_end)
+    # Read up to the newline, and keep the pipe open while Xvfb runs: it treats a failed write as fatal.
+    text, deadline = b"", time.time() + 20
+    while not text.endswith(b"\n") and time.time() < deadline and server.poll() is None:
+        if select.select([read_end], [], [], 0.2)[0]:
+            chunk = os.read(read_end, 64)
+            if not chunk:
+                break
+            text += chunk
+    number = text.decode().strip()
     try:
-        server.wait(5)
-    except subprocess.TimeoutExpired:
-        server.kill()
+        if not number.isdigit():
+            pytest.skip("Xvfb did not start")
+        yield f":{number}"
+    finally:
+        server.terminate()
+        try:
+            server.wait(5)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+        os.close(read_end)
 
 
 def screenshot(display: str) -> np.ndarray:
@@ -123,7 +130,7 @@ def stylise_bgr(model_file: Path, bgr: np.ndarray) -> np.ndarray:
 
 
 def test_cam_window_shows_stylised_frames(tmp_path, xvfb):
-    from test_pipeline import make_clip
+    from test_pipeline import make_clip, read_clip
 
     # A still clip (every frame the same), so what is on screen is predictable.
     clip = tmp_path / "still.mp4"
@@ -145,7 +152,7 @@ def test_cam_window_shows_stylised_frames(tmp_path, xvfb):
     env.pop("WAYLAND_DISPLAY", None)
     proc = subprocess.Popen([sys.executable, "-c", "from livestyle.cli import main; main()", "cam",
                              "--source", str(clip), "--loop", "--style", "a",
-                             "--snapshot-dir", str(snapshots), "--device", "cpu"],
+                             "--snapshot-dir", str(snapshots), "--device", "cpu", "--record", str(tmp_path / "rec.mp4")],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=tmp_path)
     try:
         window = wait_for_window(xvfb, proc)
@@ -189,6 +196,12 @@ def test_cam_window_shows_stylised_frames(tmp_path, xvfb):
         key(xvfb, window, "q")
         proc.wait(15)
         assert proc.returncode == 0, proc.stderr.read().decode()
+        # The recording holds the stylised frames (style a, then b, then a again), at the inference size.
+        recorded = read_clip(tmp_path / "rec.mp4")["frames"]
+        assert len(recorded) > 5 and recorded[0].shape == (120, 160, 3)
+        first = recorded[0][..., ::-1].astype(int)  # as BGR; H.264 at CRF 18 blurs the noisy picture a little
+        assert np.abs(first - expected.astype(int)).mean() < 12
+        assert np.abs(first - expected.astype(int)).mean() < np.abs(first - expected_b.astype(int)).mean() - 5
     finally:
         if proc.poll() is None:
             proc.kill()
