@@ -1,6 +1,7 @@
 """`livestyle cam` headless: a file as source, --record, --list-devices, no camera, no display, style switching."""
 from __future__ import annotations
 
+import ctypes.util
 import json
 import os
 from pathlib import Path
@@ -88,6 +89,14 @@ def test_window_without_display_is_a_one_line_error(tmp_path, tiny_style_file):
     assert result.exit_code == 1
     assert "no display" in result.stderr and "--no-window" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.skipif(ctypes.util.find_library("X11") is None, reason="needs libX11 to probe the display")
+def test_unreachable_display_is_a_one_line_error(tmp_path, tiny_style_file):
+    clip = make_clip(tmp_path / "in.mp4", frames=3, audio=False)
+    result = run("cam", "--source", clip, "--model", tiny_style_file, env={"DISPLAY": ":999", "WAYLAND_DISPLAY": None})
+    assert result.exit_code == 1
+    assert result.stderr.strip() == "livestyle: error: cannot connect to display :999; use --no-window"
 
 
 def test_missing_source_file(tmp_path, tiny_style_file):

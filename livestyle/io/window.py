@@ -35,8 +35,35 @@ class KeyAction:
 
 def check_display() -> None:
     """Raise OutputError when no display is reachable (Qt would abort the whole process instead)."""
-    if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+    if not sys.platform.startswith("linux"):
+        return
+    display = os.environ.get("DISPLAY")
+    if not (display or os.environ.get("WAYLAND_DISPLAY")):
         raise OutputError("no display to open a window on (DISPLAY is not set); use --no-window")
+    if display and not _x_display_reachable(display):
+        raise OutputError(f"cannot connect to display {display}; use --no-window")
+
+
+def _x_display_reachable(display: str) -> bool:
+    """Try to open (and close) an X connection with libX11; True when libX11 is not there to ask."""
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("X11")
+    if name is None:
+        return True
+    try:
+        xlib = ctypes.CDLL(name)
+    except OSError:
+        return True
+    xlib.XOpenDisplay.restype = ctypes.c_void_p
+    xlib.XOpenDisplay.argtypes = [ctypes.c_char_p]
+    xlib.XCloseDisplay.argtypes = [ctypes.c_void_p]
+    connection = xlib.XOpenDisplay(display.encode())
+    if not connection:
+        return False
+    xlib.XCloseDisplay(connection)
+    return True
 
 
 def side_by_side(content: np.ndarray, stylised: np.ndarray) -> np.ndarray:
