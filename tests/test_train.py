@@ -232,3 +232,17 @@ def test_layout_timing_trial_leaves_the_run_untouched(style_image, dataset, loss
     assert all(torch.equal(v, before[k]) for k, v in task.model.state_dict().items())
     assert task.model.encoder[0][0][1].weight.is_contiguous()  # back in the default layout
     assert objective.lossnet.features[0].weight.is_contiguous()
+
+
+def test_measured_squeezenet_defaults_fill_only_what_is_not_given(tmp_path):
+    from livestyle.train import STYLE_TRAINING_WEIGHTS, style_objective_config
+
+    measured = STYLE_TRAINING_WEIGHTS["squeezenet1_1"]
+    config = style_objective_config(StyleRecipe(style_image="s.png", dataset="d"))
+    assert config.content_taps == ("fire4",) and config.style_taps == ("conv1", "fire2", "fire3", "fire4", "fire5")
+    assert config.style_weight == measured["style_weight"] and config.tv_weight == measured["tv_weight"]
+    assert dict(config.style_tap_weights) == measured["style_tap_weights"]
+    own = StyleRecipe(style_image="s.png", dataset="d",
+                      objective=ObjectiveConfig(style_weight=0.5, style_tap_weights={"fire5": 2.0}))
+    config = style_objective_config(own)
+    assert config.style_weight == 0.5 and dict(config.style_tap_weights) == {"fire5": 2.0}
