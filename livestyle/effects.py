@@ -5,8 +5,10 @@ and returns the stylised frame's dtype and size. When the stylised frame is larg
 (super-resolution chains) the content is resized to it first.
 
 ``FramePostprocess`` bundles the three for the video/camera pipeline:
-``post(content_rgb_uint8, stylised_rgb_uint8) -> uint8 frame``; its attributes may be changed
-between frames (camera keys), and ``switch_style()`` starts a cross-fade.
+``post(content_rgb_uint8, stylised_rgb_uint8) -> uint8 frame``, the pipeline's ``PostProcess`` hook
+(``InferStage(engine, postprocess=[post])`` in livestyle/io/pipeline.py). Its attributes may be
+changed between frames (camera keys: ``adjust_strength(±0.1)``, ``preserve_colors = not …``), and
+``switch_style()`` (e.g. from cam's style-switch hook) starts a cross-fade.
 """
 from __future__ import annotations
 
