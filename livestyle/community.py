@@ -246,9 +246,15 @@ class OnnxFileNet(nn.Module):
         if self.value_range not in (1.0, 255.0):
             raise WeightsError(f"value range must be 1 or 255, got {self.value_range:g}")
 
+    def __getstate__(self) -> dict:
+        # engines copy their model; an onnxruntime session cannot be copied, so a copy makes its own
+        state = self.__dict__.copy()
+        state["_session"], state["_session_device"] = None, None
+        return state
+
     def _session_for(self, device: torch.device):
         if self._session is None or self._session_device != device:
-            if self.fixed_size is None:
+            if self.fixed_size is None or self._resize_to_fixed:
                 self._session = _onnx_session(self._proto.SerializeToString(), device)
             else:
                 try:
@@ -261,15 +267,30 @@ class OnnxFileNet(nn.Module):
 
     def _run_one(self, image: np.ndarray, device: torch.device) -> np.ndarray:
         """(1, 3, H, W) float32 in the file's range → its raw output."""
-        session = self._session_for(device)
         try:
-            return session.run(None, {self.input_name: image})[0]
-        except Exception as exc:
+            return self._session_for(device).run(None, {self.input_name: image})[0]
+        except Exception as exc:  # onnxruntime raises its own exception types
+            raise WeightsError(f"{self.path.name}: onnxruntime failed: {str(exc).splitlines()[0]}") from exc
+
+    def _infer(self, image: torch.Tensor, device: torch.device) -> torch.Tensor:
+        """(1, 3, H, W) float in [0, 1] → (1, 3, H, W) float in [0, 1]; falls back to the export size once."""
+        h, w = image.shape[-2:]
+        resize = self._resize_to_fixed and (h, w) != self.fixed_size
+        if resize:
+            image = F.interpolate(image, size=self.fixed_size, mode="bilinear", align_corners=False)
+        try:
+            raw = self._run_one(np.ascontiguousarray(image.cpu().numpy() * self.value_range), device)
+        except WeightsError:
             if self.fixed_size is None or self._resize_to_fixed:
-                raise WeightsError(f"{self.path.name}: onnxruntime failed: {str(exc).splitlines()[0]}") from exc
+                raise
+            # the graph is tied to its export size (e.g. constant Reshapes): run it at that size
             self._session = _onnx_session(self._proto.SerializeToString(), device)
-            self._resize_to_fixed = True
-            return self._run_one(image, device)
+            self._session_device, self._resize_to_fixed = device, True
+            return self._infer(image, device)
+        y = torch.from_numpy(raw).float() / self.value_range
+        if resize:
+            y = F.interpolate(y, size=(h, w), mode="bilinear", align_corners=False)
+        return y[..., :h, :w].clamp(0.0, 1.0)
 
     def detect_value_range(self) -> float:
         """255 if the network's output on a [0, 1] test image reaches beyond a few units, else 1."""
@@ -282,18 +303,7 @@ class OnnxFileNet(nn.Module):
         return 255.0 if float(np.percentile(np.abs(out), 99)) > 4.0 else 1.0
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        outputs = []
-        for frame in x:
-            image = frame[None].float()
-            h, w = image.shape[-2:]
-            if self._resize_to_fixed and (h, w) != self.fixed_size:
-                image = F.interpolate(image, size=self.fixed_size, mode="bilinear", align_corners=False)
-            raw = self._run_one(np.ascontiguousarray(image.cpu().numpy() * self.value_range), x.device)
-            y = torch.from_numpy(raw).float() / self.value_range
-            if y.shape[-2:] != (h, w):
-                y = F.interpolate(y, size=(h, w), mode="bilinear", align_corners=False) \
-                    if self._resize_to_fixed else y[..., :h, :w]
-            outputs.append(y.clamp(0.0, 1.0))
+        outputs = [self._infer(frame[None].float(), x.device) for frame in x]
         return torch.cat(outputs).to(x.device, x.dtype)
 
 

@@ -254,3 +254,31 @@ def test_safetensors_never_taken_for_onnx(tmp_path, tiny_style_file):
     assert community_kind(tiny_style_file) is None
     (tmp_path / "one").write_bytes(b"\x08")
     assert community_kind(tmp_path / "one") is None
+
+
+def test_onnx_fixed_size_graph_falls_back_to_resizing(tmp_path):
+    class FixedSize(nn.Module):
+        def forward(self, x):  # the Reshape constants tie this graph to its export size
+            return 1.0 - x.reshape(1, 3 * 16 * 16).reshape(1, 3, 16, 16)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(FixedSize(), (torch.rand(1, 3, 16, 16),), str(tmp_path / "f.onnx"), dynamo=False)
+    net = load_community_file(tmp_path / "f.onnx")
+    assert net.fixed_size == (16, 16)
+    flat = torch.full((1, 3, 20, 24), 0.25)
+    y = net(flat)  # run at 16×16, resized back
+    assert y.shape == (1, 3, 20, 24) and net._resize_to_fixed
+    torch.testing.assert_close(y, torch.full_like(flat, 0.75))
+
+
+def test_onnx_files_cannot_be_tiled(onnx_file):
+    from livestyle.catalog import ModelChoice
+    from livestyle.chain import build_engine
+    from livestyle.errors import BackendUnavailableError
+
+    choice = ModelChoice(load_community_file(onnx_file[1]), "candy", "style")
+    engine = build_engine(choice, backend="onnx", device="cpu")  # runs through onnxruntime whatever the backend
+    assert engine(torch.rand(1, 3, 12, 16)).shape == (1, 3, 12, 16)
+    with pytest.raises(BackendUnavailableError, match="cannot be tiled"):
+        build_engine(choice, tile=64)
