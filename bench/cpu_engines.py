@@ -120,9 +120,18 @@ def main() -> None:
     parser.add_argument("--note", default="other helpers' jobs shared this 2-core CPU during the run; "
                                           "each row is the best median of the repeats")
     parser.add_argument("--ablation-only", action="store_true", help="only the single-thread CPU-time table")
+    parser.add_argument("--wall-only", action="store_true", help="only the wall-clock tables")
+    parser.add_argument("--merge", action="store_true", help="keep the best of this run and the tables already in --out")
     args = parser.parse_args()
     h, w = (int(v) for v in args.size.lower().split("x"))
     out = Path(args.out)
+    if not args.wall_only:
+        write_cpu_time_tables(args, h, w, out)
+    if not args.ablation_only:
+        write_wall_clock_tables(args, h, w, out)
+
+
+def write_cpu_time_tables(args, h: int, w: int, out: Path) -> None:
     with tempfile.TemporaryDirectory() as cache:
         rows = [row for width in args.widths for row in cpu_time_ablation(width, h, w, Path(cache), args.infer_scales)]
     (out / "cpu-engines-cputime.json").write_text(json.dumps({"device": device_label(torch.device("cpu")),
@@ -135,8 +144,9 @@ def main() -> None:
     table += [f"| {r['width']} | {r['variant']} | {r['cpu_ms_best']} |" for r in rows]
     (out / "cpu-engines-cputime.md").write_text("\n".join(table) + "\n")
     print("\n".join(table), flush=True)
-    if args.ablation_only:
-        return
+
+
+def write_wall_clock_tables(args, h: int, w: int, out: Path) -> None:
     summary = ["# CPU engines: ONNX Runtime vs torch", "", f"Frame {h}×{w}, batch 1, FP32, random weights. {args.note}.", ""]
     with tempfile.TemporaryDirectory() as cache:
         for width in args.widths:
@@ -152,9 +162,15 @@ def main() -> None:
                                        "load_after": os.getloadavg(), "threads": torch.get_num_threads(),
                                        "note": args.note})
                 runs.append(result)
+            previous = out / f"cpu-engines-width{width}.json"
+            if args.merge and previous.is_file():  # best of this run and the one already recorded
+                earlier = json.loads(previous.read_text())
+                runs.append(earlier)
+                args.repeats_total = earlier["meta"].get("repeats", 1)
             merged = best_of(runs)
-            merged["meta"]["repeats"] = args.repeats
-            merged["meta"]["loads"] = [(r["meta"]["load_before"], r["meta"]["load_after"]) for r in runs]
+            merged["meta"]["repeats"] = args.repeats + (getattr(args, "repeats_total", 0) if args.merge else 0)
+            merged["meta"]["loads"] = [load for r in runs for load in
+                                       (r["meta"].get("loads") or [(r["meta"]["load_before"], r["meta"]["load_after"])])]
             write_benchmark(merged, out, stem=f"cpu-engines-width{width}", title=f"CPU engines, TransformNet width {width}")
             summary += [f"## width {width}", "", benchmark_markdown(merged, title="").split("\n", 2)[2], ""]
             print(f"width {width} done at {time.strftime('%H:%M:%S')}", flush=True)
