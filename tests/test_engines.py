@@ -204,3 +204,12 @@ def test_cuda_graphs_replay_matches_eager_for_new_inputs():
 def test_auto_on_cuda_picks_tensorrt_or_torch_cuda(export_cache):
     engine = create_engine(tiny_style(), backend="auto", device="cuda", cache_dir=export_cache)
     assert engine.name.startswith(("tensorrt", "torch-cuda"))
+
+
+@pytest.mark.parametrize("radius", [1, 2])
+def test_box_mean_equals_clipped_average_pooling(radius):
+    from livestyle.engines.resolution import box_mean
+
+    x = torch.rand(2, 5, 13, 17)
+    expected = torch.nn.functional.avg_pool2d(x, 2 * radius + 1, stride=1, padding=radius, count_include_pad=False)
+    assert (box_mean(x, radius) - expected).abs().max().item() < 1e-5
