@@ -127,7 +127,7 @@ def test_style_cycle_swaps_the_engine(two_style_catalog):
 
     from livestyle.catalog import choose_model
     from livestyle.cli.cam import StyleCycle, style_choices
-    from livestyle.cli.video import engine_for
+    from livestyle.chain import build_engine as engine_for
     from livestyle.io.pipeline import InferStage
     from livestyle.io.sources import Frame
 

@@ -177,3 +177,27 @@ def test_image_folder_to_video(tmp_path, tiny_style_file):
     info = read_clip(out)
     assert len(info["frames"]) == 4 and info["seconds"] == pytest.approx([0, 0.04, 0.08, 0.12], abs=1e-3)
     assert info["audio"] is None
+
+
+def test_video_effects_and_stabilize(tmp_path, clip, tiny_style_file):
+    """--strength 0 gives the input back (up to the codec); --stabilize and --preserve-colors keep every frame."""
+    src = read_clip(clip)
+    faint = tmp_path / "faint.mp4"
+    result = run("video", clip, "-o", faint, "--model", tiny_style_file, "--strength", "0", "--no-progress")
+    assert result.exit_code == 0, result.output
+    frames = read_clip(faint)["frames"]
+    assert np.abs(frames[3].astype(int) - src["frames"][3].astype(int)).mean() < 4
+    steady = tmp_path / "steady.mp4"
+    result = run("video", clip, "-o", steady, "--model", tiny_style_file, "--stabilize", "--preserve-colors",
+                 "--no-progress")
+    assert result.exit_code == 0, result.output
+    assert len(read_clip(steady)["frames"]) == 15
+
+
+def test_eval_video_reports_flicker(tmp_path, clip, tiny_style_file):
+    result = run("eval", "video", clip, "--model", tiny_style_file, "--out", tmp_path)
+    assert result.exit_code == 0, result.output
+    import json
+
+    report = json.loads(next(tmp_path.glob("eval-video-*.json")).read_text())
+    assert report["frames"] == 15 and report["flicker"] >= report["flicker_stabilized"] >= 0

@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 
 import click
 
-from .options import device_options, model_options
-from .video import engine_for, inference_size, inference_size_options
+from .options import device_options, effect_options, frame_hooks, model_options
+from .video import inference_size, inference_size_options
 
 
 @dataclass
@@ -66,6 +66,8 @@ def style_choices(style: str | None, model_file: str | None, superres: int | Non
 @model_options
 @device_options
 @inference_size_options
+@effect_options
+@click.option("--stabilize", is_flag=True, help="Lower flicker: blend with the previous output along the optical flow.")
 @click.option("--no-window", is_flag=True, help="Run headless (e.g. only --record).")
 @click.option("--record", type=click.Path(dir_okay=False), default=None,
               help="Record the stylised frames (at the inference size and capture timing) to a video file.")
@@ -75,13 +77,15 @@ def style_choices(style: str | None, model_file: str | None, superres: int | Non
 @click.option("--duration", type=click.FloatRange(min=0, min_open=True), default=None,
               help="Stop after this many seconds.")
 @click.option("--list-devices", is_flag=True, help="List the cameras found and exit.")
-def command(source, style, model_file, superres, device, fp16, backend, size, scale, no_window, record,
-            snapshot_dir, loop, duration, list_devices):
+def command(source, style, model_file, superres, device, fp16, backend, size, scale, strength, preserve_colors,
+            tile, stabilize, no_window, record, snapshot_dir, loop, duration, list_devices):
     """Live style transfer from a camera (default 0), a stream URL or a video file.
 
-    Keys: n / p next / previous style, b side-by-side, o overlay, s snapshot, q or Esc quit.
+    Keys: n / p next / previous style (cross-faded), [ / ] weaker / stronger style, c keep colours,
+    b side-by-side, o overlay, s snapshot, q or Esc quit.
     """
     from ..catalog import choose_model
+    from ..chain import build_engine
     from ..errors import LivestyleError
     from ..io.pipeline import InferStage, Pipeline
     from ..io.sinks import NullSink, VideoFileSink
@@ -96,11 +100,15 @@ def command(source, style, model_file, superres, device, fp16, backend, size, sc
         return
     superres_scale = int(superres) if superres else None
     choice = choose_model(style=style, model_file=model_file, superres=superres_scale)
-    engine = engine_for(choice, backend=backend, device=device, fp16=fp16)
-    infer = InferStage(engine)
+
+    def make_engine(c):
+        return build_engine(c, backend=backend, device=device, fp16=fp16, tile=tile)
+
+    hooks, effects = frame_hooks(strength=strength, preserve_colors=preserve_colors, stabilize=stabilize, live=True)
+    infer = InferStage(make_engine(choice), postprocess=hooks)
     choices, index = style_choices(style, model_file, superres_scale, choice.task)
-    styles = StyleCycle(choices, index, lambda c: engine_for(c, backend=backend, device=device, fp16=fp16),
-                        infer.set_engine, name=choice.name)
+    styles = StyleCycle(choices, index, make_engine, infer.set_engine, name=choice.name,
+                        on_switch=[lambda old, new: effects.switch_style()])
     window = None
     if not no_window:
         from ..io.window import KeyAction, WindowSink
@@ -113,8 +121,13 @@ def command(source, style, model_file, superres, device, fp16, backend, size, sc
 
         window = WindowSink(f"livestyle — {choice.name}", snapshot_dir=snapshot_dir,
                             key_actions={"n": KeyAction("next", lambda: switch(+1)),
-                                         "p": KeyAction("prev", lambda: switch(-1))},
-                            label=lambda: f"{styles.name} [{infer.engine.name}]")
+                                         "p": KeyAction("prev", lambda: switch(-1)),
+                                         "[": KeyAction("weaker", lambda: effects.adjust_strength(-0.1)),
+                                         "]": KeyAction("stronger", lambda: effects.adjust_strength(+0.1)),
+                                         "c": KeyAction("colours", lambda: setattr(
+                                             effects, "preserve_colors", not effects.preserve_colors))},
+                            label=lambda: f"{styles.name} {effects.strength:.0%}"
+                                          f"{' colours kept' if effects.preserve_colors else ''} [{infer.engine.name}]")
     capture = CameraSource(source, size=inference_size(size, scale), loop=loop)
     sinks = [window] if window is not None else []
     try:

@@ -1,4 +1,4 @@
-"""`livestyle eval superres|style`: quality beside the paper's figures."""
+"""`livestyle eval superres|style|video`: quality beside the paper's figures, and flicker."""
 from __future__ import annotations
 
 import json
@@ -139,3 +139,52 @@ def style(style_name, model_file, style_image, contents, iterations, size, loss_
             rgb = tensor[0].permute(1, 2, 0).numpy()
             write_image(Path(out_dir) / f"{stem}-{Path(image_name).stem}-{method}.png", Image(rgb))
         click.echo("wrote " + ", ".join(map(str, paths)) + f" and {len(comparison.outputs)} image(s)", err=True)
+
+
+@command.command("video")
+@click.argument("input_path", metavar="IN", type=click.Path(exists=True, dir_okay=False))
+@click.option("--style", default=None, help="A style from the catalog.")
+@click.option("--model", "model_file", type=click.Path(dir_okay=False), default=None, help="A style model file.")
+@click.option("--max-frames", type=click.IntRange(min=2), default=None, help="Score only the first N frames.")
+@click.option("--size", default=None, metavar="WxH", help="Resize frames to WxH before inference.")
+@click.option("--scale", type=float, default=None, help="Resize frames by this factor before inference.")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
+@click.option("--backend", default="auto", show_default=True, help="Inference backend.")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
+              help="Also write JSON + Markdown reports into this folder.")
+def video(input_path, style, model_file, max_frames, size, scale, device, backend, out_dir):
+    """Flicker score (warping error along the input's DIS flow, occlusions masked) without and with --stabilize."""
+    from ..catalog import choose_model
+    from ..chain import build_engine
+    from ..evaluate import compare_flicker
+    from ..io.sources import VideoFileSource
+    from ..stylize import run_engine_on_rgb
+    from .video import inference_size
+
+    choice = choose_model(style=style, model_file=model_file)
+    engine = build_engine(choice, backend=backend, device=device)
+    source = VideoFileSource(input_path, size=inference_size(size, scale))
+
+    def frames():
+        while (frame := source.read()) is not None:
+            yield frame.image
+
+    def stylize(rgb):
+        out = run_engine_on_rgb(engine, rgb.astype("float32") / 255.0)
+        return (out * 255.0 + 0.5).astype("uint8")
+
+    try:
+        result = compare_flicker(frames(), stylize, max_frames=max_frames)
+    finally:
+        source.close()
+    data = {"input": str(input_path), "model": choice.name, "engine": engine.name, **result.to_dict()}
+    markdown = (
+        f"| clip | model | frames | flicker | flicker --stabilize | lower by | stylise ms | stabilise ms | extra time |\n"
+        f"|---|---|---|---|---|---|---|---|---|\n"
+        f"| {Path(input_path).name} | {choice.name} | {result.frames} | {result.flicker:.6f} | "
+        f"{result.flicker_stabilized:.6f} | {result.reduction:.0%} | {result.stylize_ms:.1f} | "
+        f"{result.stabilize_ms:.1f} | {result.extra_time:.0%} |\n"
+    )
+    click.echo(markdown, nl=False)
+    if out_dir:
+        _write_report(out_dir, f"eval-video-{Path(input_path).stem}-{choice.name}", data, markdown)

@@ -35,3 +35,21 @@ def effect_options(f):
     f = click.option("--strength", type=click.FloatRange(0.0, 1.0), default=1.0, show_default=True,
                      help="Style strength: 0 = the input, 1 = the full stylised frame.")(f)
     return f
+
+
+def frame_hooks(*, strength: float = 1.0, preserve_colors: bool = False, stabilize: bool = False,
+                live: bool = False):
+    """The pipeline's per-frame post-process hooks for these options, and the FramePostprocess among them.
+
+    Order: temporal stabilisation first (it compares raw network outputs), then the effects. The
+    FramePostprocess is returned even when it does nothing; ``live`` keeps it in the hooks so that
+    keys can change it and style switches cross-fade.
+    """
+    from ..effects import FramePostprocess
+    from ..temporal import Stabilizer
+
+    effects = FramePostprocess(strength=strength, preserve_colors=preserve_colors)
+    hooks = [Stabilizer()] if stabilize else []
+    if live or not effects.is_identity:
+        hooks.append(effects)
+    return hooks, effects

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import click
 
-from .options import device_options, model_options
+from .options import device_options, effect_options, frame_hooks, model_options
 
 
 def inference_size_options(f):
@@ -31,30 +31,6 @@ def inference_size(size: str | None, scale: float | None):
     return InferenceSize(scale=scale)
 
 
-class EngineChain:
-    """Two engines one after the other (a style, then ×N super-resolution): the Engine interface."""
-
-    def __init__(self, first, second):
-        self.first, self.second = first, second
-        self.device = first.device
-        self.scale = first.scale * second.scale
-        self.name = f"{first.name}+{second.name}"
-
-    def __call__(self, batch):
-        return self.second(self.first(batch))
-
-
-def engine_for(choice, *, backend: str, device: str, fp16: bool):
-    """The engine for a ModelChoice; a style + SR chain gets both networks in sequence."""
-    from ..engines import create_engine
-
-    engine = create_engine(choice.model, backend=backend, device=device, fp16=fp16)
-    second = getattr(choice, "superres_model", None)
-    if second is None:
-        return engine
-    return EngineChain(engine, create_engine(second, backend=backend, device=device, fp16=fp16))
-
-
 @click.command("video")
 @click.argument("input_path", metavar="IN", type=click.Path())
 @click.option("-o", "--output", required=True, type=click.Path(),
@@ -62,14 +38,17 @@ def engine_for(choice, *, backend: str, device: str, fp16: bool):
 @model_options
 @device_options
 @inference_size_options
+@effect_options
+@click.option("--stabilize", is_flag=True,
+              help="Lower flicker: blend with the previous output along the input's optical flow (reset at cuts).")
 @click.option("--batch", type=click.IntRange(1, 64), default=None,
               help="Frames per engine call (default: 4 on CUDA, 1 on the CPU).")
 @click.option("--crf", type=click.IntRange(0, 51), default=18, show_default=True, help="H.264 quality (lower is better).")
 @click.option("--preset", default="veryfast", show_default=True, help="x264 speed preset.")
 @click.option("--no-audio", is_flag=True, help="Leave the sound out.")
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Show a progress bar.")
-def command(input_path, output, style, model_file, superres, device, fp16, backend, size, scale, batch, crf, preset,
-            no_audio, progress):
+def command(input_path, output, style, model_file, superres, device, fp16, backend, size, scale, strength,
+            preserve_colors, tile, stabilize, batch, crf, preset, no_audio, progress):
     """Stylise or upscale a video (or a folder of images); sound, timestamps and rotation kept.
 
     The output is written under a temporary name and renamed when done. On Ctrl-C the frames
@@ -79,6 +58,7 @@ def command(input_path, output, style, model_file, superres, device, fp16, backe
 
     from .._files import check_output_path
     from ..catalog import choose_model
+    from ..chain import build_engine
     from ..errors import InputError
     from ..io.pipeline import InferStage, Pipeline
     from ..io.sinks import ImageFolderSink, VideoFileSink
@@ -91,7 +71,7 @@ def command(input_path, output, style, model_file, superres, device, fp16, backe
         raise InputError("the output folder is the input; choose another name (inputs are never overwritten)")
     resize = inference_size(size, scale)
     choice = choose_model(style=style, model_file=model_file, superres=int(superres) if superres else None)
-    engine = engine_for(choice, backend=backend, device=device, fp16=fp16)
+    engine = build_engine(choice, backend=backend, device=device, fp16=fp16, tile=tile)
     source = open_video_source(input_path, size=resize)
     try:
         if batch is None:
@@ -105,7 +85,8 @@ def command(input_path, output, style, model_file, superres, device, fp16, backe
     except BaseException:
         source.close()
         raise
-    pipeline = Pipeline(source, InferStage(engine, batch_size=batch), [sink])
+    hooks, _ = frame_hooks(strength=strength, preserve_colors=preserve_colors, stabilize=stabilize)
+    pipeline = Pipeline(source, InferStage(engine, postprocess=hooks, batch_size=batch), [sink])
     with tqdm(total=source.frames_expected, unit="frame", disable=not progress, dynamic_ncols=True,
               desc=f"{choice.name}") as bar:
         def show_progress(stats):
