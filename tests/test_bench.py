@@ -116,3 +116,16 @@ def test_cuda_engine_timing_uses_events():
     engine = create_engine(transform_net(width=4, blocks=1), backend="torch", device="cuda")
     timing = time_engine(engine, 64, BenchConfig(**{**TINY, "device": "cuda"}))
     assert timing.timer == "cuda-events" and timing.median_s > 0
+
+
+def test_bench_engines_cli_writes_rows_in_the_promised_shape(tmp_path):
+    result = CliRunner().invoke(main, ["bench", "--engines", "--sizes", "24", "--runs", "3", "--width", "4",
+                                       "--blocks", "1", "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    report = json.loads(next(tmp_path.glob("engines-*.json")).read_text())
+    assert isinstance(report["device"], str) and report["rows"]
+    engines = {row["engine"] for row in report["rows"]}
+    assert "baseline:eager-fp32" in engines and len(engines) >= 2
+    for row in report["rows"]:
+        assert (row["h"], row["w"]) == (24, 24) and row["ms_median"] > 0 and row["ms_p90"] >= row["ms_median"]
+        assert row["dtype"] in ("fp32", "fp16", "bf16")

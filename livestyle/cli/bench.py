@@ -52,9 +52,25 @@ def name_list(ctx, param, value: str) -> tuple[str, ...]:
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default="bench/results", show_default=True,
               help="Folder for the JSON, Markdown and PNG reports.")
 @click.option("--name", "stem", default=None, help="File name stem of the reports (default: machine and date).")
-def command(sizes, iterations, backends, device, fp16, loss_net, loss_net_weights, optimizer, extrapolate,
-            extrapolate_iters, runs, max_seconds, width, blocks, out_dir, stem):
-    """Gatys (L-BFGS) vs feed-forward time per image size, beside the paper's Table 1."""
+@click.option("--engines", is_flag=True,
+              help="Instead of the Gatys table: every available engine against the plain-PyTorch baselines "
+                   "(256², 512², 1024², 1920×1080 unless --sizes is given); writes engines-<device>.json/.md.")
+@click.pass_context
+def command(ctx, sizes, iterations, backends, device, fp16, loss_net, loss_net_weights, optimizer, extrapolate,
+            extrapolate_iters, runs, max_seconds, width, blocks, out_dir, stem, engines):
+    """Gatys (L-BFGS) vs feed-forward time per image size, beside the paper's Table 1 (or --engines)."""
+    if engines:
+        from ..engines.benchmark import STYLE_SIZES, benchmark_engines, benchmark_markdown, write_benchmark
+        from ..models import transform_net
+
+        explicit = ctx.get_parameter_source("sizes") is not click.core.ParameterSource.DEFAULT
+        result = benchmark_engines(transform_net(width=width, blocks=blocks),
+                                   sizes=[(s, s) for s in sizes] if explicit else STYLE_SIZES,
+                                   device=device, iters=runs, progress=lambda msg: click.echo(msg, err=True))
+        paths = write_benchmark(result, out_dir, stem=stem)
+        click.echo(benchmark_markdown(result))
+        click.echo("wrote " + ", ".join(str(p) for p in paths), err=True)
+        return
     from ..bench import BenchConfig, run_bench, table_markdown, write_reports
     from ..engines import BACKENDS
     from ..errors import BackendUnavailableError
