@@ -213,3 +213,18 @@ def test_box_mean_equals_clipped_average_pooling(radius):
     x = torch.rand(2, 5, 13, 17)
     expected = torch.nn.functional.avg_pool2d(x, 2 * radius + 1, stride=1, padding=radius, count_include_pad=False)
     assert (box_mean(x, radius) - expected).abs().max().item() < 1e-5
+
+
+def test_reduced_resolution_runs_torch_single_threaded_beside_onnx_runtime():
+    class FakeOnnxEngine:  # records the torch thread count it sees; stands in for ONNX Runtime
+        name, scale, device = "onnxruntime-cpu-fp32", 1, torch.device("cpu")
+        seen = None
+
+        def __call__(self, batch):
+            FakeOnnxEngine.seen = torch.get_num_threads()
+            return batch
+
+    before = torch.get_num_threads()
+    engine = ReducedResolutionEngine(FakeOnnxEngine(), infer_scale=0.5, upsample="guided")
+    assert engine(natural_image(20, 24)).shape == (1, 3, 20, 24)
+    assert FakeOnnxEngine.seen == 1 and torch.get_num_threads() == before

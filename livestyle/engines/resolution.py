@@ -74,14 +74,27 @@ class ReducedResolutionEngine:
         if getattr(inner, "scale", 1) != 1:
             raise EngineOptionError("reduced-resolution inference is for style models, not super-resolution")
         self.inner = inner
+        # Beside ONNX Runtime's own CPU thread pool, torch's pool fought it for the 2 cores here: the
+        # guided upsample took 450 ms with 2 torch threads, 55 ms with 1 (bench/results/cpu-engines-*).
+        self.torch_threads = 1 if (inner.device.type == "cpu" and inner.name.startswith("onnxruntime")) else None
         self.infer_scale = infer_scale
         self.upsample = upsample
         self.scale = 1
         self.device = inner.device
         self.name = f"{inner.name}@{infer_scale:g}x-{upsample}"
 
-    @torch.inference_mode()
     def __call__(self, batch: torch.Tensor) -> torch.Tensor:
+        if self.torch_threads is None:
+            return self._run(batch)
+        threads = torch.get_num_threads()
+        torch.set_num_threads(self.torch_threads)  # process-wide while this call runs (costs ~1 µs)
+        try:
+            return self._run(batch)
+        finally:
+            torch.set_num_threads(threads)
+
+    @torch.inference_mode()
+    def _run(self, batch: torch.Tensor) -> torch.Tensor:
         h, w = batch.shape[-2:]
         size = (max(1, round(h * self.infer_scale)), max(1, round(w * self.infer_scale)))
         high = batch.to(self.device, torch.float32)
