@@ -172,8 +172,12 @@ def write_wall_clock_tables(args, h: int, w: int, out: Path) -> None:
             merged["meta"]["loads"] = [load for r in runs for load in
                                        (r["meta"].get("loads") or [(r["meta"]["load_before"], r["meta"]["load_after"])])]
             write_benchmark(merged, out, stem=f"cpu-engines-width{width}", title=f"CPU engines, TransformNet width {width}")
-            summary += [f"## width {width}", "", benchmark_markdown(merged, title="").split("\n", 2)[2], ""]
             print(f"width {width} done at {time.strftime('%H:%M:%S')}", flush=True)
+    tables = sorted(out.glob("cpu-engines-width*.json"), key=lambda p: int(p.stem.rsplit("width", 1)[1]))
+    for path in tables:  # every width recorded in --out, this run's and earlier ones
+        result = json.loads(path.read_text())
+        summary += [f"## width {result['meta']['width']} ({result['meta'].get('repeats', 1)} runs, best median kept)", "",
+                    benchmark_markdown(result, title="").split("\n", 2)[2], ""]
     (out / "cpu-engines-summary.md").write_text("\n".join(summary))
 
 
