@@ -33,9 +33,9 @@ def preferred_cpu_backend(model: nn.Module) -> str:
     """The faster CPU backend for ``model`` (measured rule): "onnx" for nets of width ≥ ONNX_MIN_WIDTH
     and for SR nets when onnxruntime is installed, else "torch".
 
-    At 640×480 on this project's 2-core x86 CPU, ONNX Runtime took 22–25% less CPU time than eager
-    torch for widths 8, 16 and 32, and 12–24% less with the sub-pixel rewrite in both
-    (bench/results/cpu-engines-cputime.md; wall-clock tables beside it). Narrower, test-sized nets
+    At 640×480 on this project's 2-core x86 CPU, ONNX Runtime took 23–29% less CPU time than eager
+    torch for widths 8, 16 and 32, and 6–23% less with the sub-pixel rewrite in both; in wall clock
+    on the shared machine it was 2–4× faster (bench/results/cpu-engines-conclusions.md). Narrower, test-sized nets
     gain nothing measurable and would pay a one-off export of several seconds.
     """
     config = getattr(model, "config", None)

@@ -40,7 +40,7 @@ class OnnxRuntimeEngine:
     """Runs a network's ONNX export with ONNX Runtime.
 
     ``fp16`` (CUDA only): the FP16 graph (instance norms in FP32). ``rewrite``: export with the exact
-    sub-pixel upsample rewrite; default on for the CPU provider, where it took 7–15% less CPU time
+    sub-pixel upsample rewrite; default on for the CPU provider, where it took 7–9% less CPU time
     at 640×480 for widths 8–32 (bench/results/cpu-engines-cputime.md), off on GPUs (not measured
     there); the name says "-plain" for a CPU engine without it. ``onnx_path``: use this file
     instead of the cached export. Input/output: float32 (N, 3, H, W) in [0, 1]; output on the engine's

@@ -34,7 +34,7 @@ class TorchEngine:
 
     ``precision``: "fp32" | "fp16" | "bf16" (half precisions need CUDA; instance norms then keep their
     statistics and normalisation in FP32). ``rewrites``: the exact sub-pixel upsample rewrite
-    (rewrites.py); default on for the CPU, where it measured ~12% less CPU time at 640×480 (the fused
+    (rewrites.py); default on for the CPU, where it took 10–30% less CPU time at 640×480 (the fused
     instance norm measured slower than torch's own there, so it is used only for half precision's
     FP32 statistics), off on CUDA (not yet measured there). The name lists options that differ from
     these defaults ("-plain" for a CPU engine without rewrites). ``channels_last``: NHWC memory
