@@ -112,3 +112,11 @@ def test_styles_on_empty_catalog(tmp_path, monkeypatch):
     monkeypatch.setenv("LIVESTYLE_WEIGHTS_DIR", str(tmp_path))
     result = run("styles")
     assert result.exit_code == 0 and "no trained models are installed yet" in result.output
+
+
+def test_reduced_inference_resolution_keeps_the_size(tmp_path, photo, tiny_style_file, tiny_sr_file):
+    out = tmp_path / "half.png"
+    result = run("image", photo, "-o", out, "--model", tiny_style_file, "--infer-scale", "0.5", "--upsample", "bicubic")
+    assert result.exit_code == 0, result.output
+    assert cv2.imread(str(out)).shape == (21, 30, 3) and "@0.5x-bicubic" in result.output
+    one_line_error(run("image", photo, "-o", out, "--model", tiny_sr_file, "--infer-scale", "0.5"), "for style models")

@@ -77,8 +77,9 @@ def style_choices(style: str | None, model_file: str | None, superres: int | Non
 @click.option("--duration", type=click.FloatRange(min=0, min_open=True), default=None,
               help="Stop after this many seconds.")
 @click.option("--list-devices", is_flag=True, help="List the cameras found and exit.")
-def command(source, style, model_file, superres, device, fp16, backend, size, scale, strength, preserve_colors,
-            tile, stabilize, no_window, record, snapshot_dir, loop, duration, list_devices):
+def command(source, style, model_file, superres, device, fp16, backend, infer_scale, upsample, size, scale,
+            strength, preserve_colors, tile, stabilize, no_window, record, snapshot_dir, loop, duration,
+            list_devices):
     """Live style transfer from a camera (default 0), a stream URL or a video file.
 
     Keys: n / p next / previous style (cross-faded), [ / ] weaker / stronger style, c keep colours,
@@ -102,7 +103,8 @@ def command(source, style, model_file, superres, device, fp16, backend, size, sc
     choice = choose_model(style=style, model_file=model_file, superres=superres_scale)
 
     def make_engine(c):
-        return build_engine(c, backend=backend, device=device, fp16=fp16, tile=tile)
+        return build_engine(c, backend=backend, device=device, fp16=fp16, tile=tile,
+                          infer_scale=infer_scale, upsample=upsample)
 
     hooks, effects = frame_hooks(strength=strength, preserve_colors=preserve_colors, stabilize=stabilize, live=True)
     infer = InferStage(make_engine(choice), postprocess=hooks)

@@ -17,7 +17,13 @@ def model_options(f):
 
 
 def device_options(f):
-    """--device, --fp16, --backend."""
+    """--device, --fp16, --backend, --infer-scale, --upsample."""
+    f = click.option("--upsample", type=click.Choice(["guided", "bicubic"]), default="guided", show_default=True,
+                     help="How --infer-scale results are brought back to full size (guided: edge-aware).")(f)
+    f = click.option("--infer-scale", type=click.FloatRange(0.0, 1.0, min_open=True), default=1.0,
+                     show_default=True,
+                     help="Run the style network at this fraction of the frame size, then upsample "
+                          "(a speed option for slow CPUs; not exact).")(f)
     f = click.option("--backend", type=click.Choice(BACKENDS), default="auto", show_default=True,
                      help="Inference backend.")(f)
     f = click.option("--fp16", is_flag=True, help="Half precision (CUDA only).")(f)

@@ -47,8 +47,8 @@ def inference_size(size: str | None, scale: float | None):
 @click.option("--preset", default="veryfast", show_default=True, help="x264 speed preset.")
 @click.option("--no-audio", is_flag=True, help="Leave the sound out.")
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Show a progress bar.")
-def command(input_path, output, style, model_file, superres, device, fp16, backend, size, scale, strength,
-            preserve_colors, tile, stabilize, batch, crf, preset, no_audio, progress):
+def command(input_path, output, style, model_file, superres, device, fp16, backend, infer_scale, upsample, size,
+            scale, strength, preserve_colors, tile, stabilize, batch, crf, preset, no_audio, progress):
     """Stylise or upscale a video (or a folder of images); sound, timestamps and rotation kept.
 
     The output is written under a temporary name and renamed when done. On Ctrl-C the frames
@@ -71,7 +71,8 @@ def command(input_path, output, style, model_file, superres, device, fp16, backe
         raise InputError("the output folder is the input; choose another name (inputs are never overwritten)")
     resize = inference_size(size, scale)
     choice = choose_model(style=style, model_file=model_file, superres=int(superres) if superres else None)
-    engine = build_engine(choice, backend=backend, device=device, fp16=fp16, tile=tile)
+    engine = build_engine(choice, backend=backend, device=device, fp16=fp16, tile=tile,
+                          infer_scale=infer_scale, upsample=upsample)
     source = open_video_source(input_path, size=resize)
     try:
         if batch is None:
