@@ -14,13 +14,6 @@ from test_pipeline import make_clip, read_clip
 from livestyle.cli import main
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 def run(*args, env=None):
     return CliRunner(env=env).invoke(main, [str(a) for a in args])

@@ -14,14 +14,6 @@ from livestyle.engines import TorchEngine
 from livestyle.errors import UnknownModelError
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """These nets are tiny: one intra-op thread is faster, and much faster on a busy machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 @pytest.fixture
 def catalog_dir(tmp_path):

@@ -15,14 +15,6 @@ from livestyle.community import (
 from livestyle.errors import WeightsError
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """These nets are tiny: one intra-op thread is faster, and much faster on a busy machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 def reference_layout(channels=(32, 64, 128), blocks=5, *, seed=0, running_stats=False):
     """A random state_dict with pytorch/examples TransformerNet's keys and shapes (0–255 scale)."""

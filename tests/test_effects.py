@@ -2,20 +2,11 @@
 import cv2
 import numpy as np
 import pytest
-import torch
 
 from livestyle.effects import CrossFade, FramePostprocess, blend_strength, preserve_colors
 
 rng = np.random.default_rng(0)
 
-
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """These nets are tiny: one intra-op thread is faster, and much faster on a busy machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def frames(h=12, w=16, dtype=np.uint8):

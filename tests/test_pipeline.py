@@ -24,14 +24,6 @@ from livestyle.io.sources import Frame, InferenceSize, VideoFileSource, rotate_f
 BITS = 8  # frame index drawn as 8 black/white blocks in the top row
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Tiny models run fastest on one thread, and the CPU is shared with other tests."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 # ------------------------------------------------------------------------------------------ clips
 def draw_index(index: int, width: int, height: int) -> np.ndarray:

@@ -10,7 +10,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import torch
 from click.testing import CliRunner
 from test_pipeline import audio_facts
 
@@ -30,13 +29,6 @@ CLIPS = {
 }
 SCALE = 0.25
 
-
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def frame_times(path: Path) -> list[float]:

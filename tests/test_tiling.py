@@ -13,14 +13,6 @@ EXACT_ATOL = 1e-5
 DOWNSCALED_MEAN_ATOL = 0.1
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """These nets are tiny: one intra-op thread is faster, and much faster on a busy machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 def colour_blocks(h, w, seed=0):
     """Large flat colour regions plus some texture: per-tile normalisation would recolour them."""
