@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import torch
 
+from samples import natural_image, tiny_style
 from livestyle import sr_net, transform_net
 from livestyle.engines import BACKENDS, ReducedResolutionEngine, TorchEngine, create_engine, preferred_cpu_backend
 from livestyle.engines.benchmark import BASELINE_EAGER, benchmark_engines, write_benchmark
@@ -15,16 +16,6 @@ FP32_TOL = 1e-4  # max abs error on [0, 1] images between backends in FP32
 CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 
 
-def tiny_style():
-    torch.manual_seed(0)
-    return transform_net(width=4, blocks=1).eval()
-
-
-def natural_image(h: int, w: int) -> torch.Tensor:
-    yy, xx = torch.meshgrid(torch.linspace(0, 1, h), torch.linspace(0, 1, w), indexing="ij")
-    base = torch.stack([xx, yy, 0.5 + 0.4 * torch.sin(6 * xx + 3 * yy)])
-    noise = torch.rand(3, h, w, generator=torch.Generator().manual_seed(1)) * 0.1
-    return (0.9 * base + noise).clamp(0, 1).unsqueeze(0)
 
 
 def psnr(a: torch.Tensor, b: torch.Tensor) -> float:

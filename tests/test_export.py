@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
+from samples import natural_image, tiny_style
 
-from livestyle import save_model_file, sr_net, transform_net
+from livestyle import save_model_file, sr_net
 from livestyle.cli import main
 from livestyle.errors import ExportError
 from livestyle.export import (ShapeProfile, TensorRTKey, build_tensorrt_engine, cached_engine_is_valid, cached_onnx,
@@ -21,17 +22,6 @@ FP32_TOL = 1e-4  # max abs error, ONNX Runtime vs torch, FP32, [0, 1] images
 SIZES = [(1, 3, 37, 29), (2, 3, 64, 64), (1, 3, 5, 7), (1, 3, 8, 9), (3, 3, 20, 33)]
 
 
-def tiny_style():
-    torch.manual_seed(0)
-    return transform_net(width=4, blocks=1).eval()
-
-
-def natural_image(h: int, w: int) -> torch.Tensor:
-    """Smooth gradients with mild noise: 'natural-looking' for PSNR checks. (1, 3, H, W) in [0, 1]."""
-    yy, xx = torch.meshgrid(torch.linspace(0, 1, h), torch.linspace(0, 1, w), indexing="ij")
-    base = torch.stack([xx, yy, 0.5 + 0.4 * torch.sin(6 * xx + 3 * yy)])
-    noise = torch.rand(3, h, w, generator=torch.Generator().manual_seed(1)) * 0.1
-    return (0.9 * base + noise).clamp(0, 1).unsqueeze(0)
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
