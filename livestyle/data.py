@@ -177,7 +177,7 @@ class ImageBank:
         return min(min(t.shape[-2:]) for t in self.images)
 
     def sample_crops(self, count: int, size: int, generator: torch.Generator, flip: bool = True) -> torch.Tensor:
-        """``count`` random ``size``×``size`` crops (random photo, place, horizontal flip) → uint8 (N, 3, size, size)."""
+        """``count`` random ``size``² crops (random photo, place, horizontal flip) → uint8 (N, 3, size, size)."""
         if self.min_side() < size:
             raise InputError(f"crop size {size} is larger than the smallest photo ({self.min_side()} px)")
         picks = torch.randint(len(self.images), (count,), generator=generator).tolist()
