@@ -22,6 +22,7 @@ from .models import SRNet, SRNetConfig, TransformNet, TransformNetConfig
 ENV_WEIGHTS_DIR = "LIVESTYLE_WEIGHTS_DIR"
 CATALOG_FILE = "catalog.json"
 TASKS = ("style", "superres")
+SMALL_SUFFIX = "_small"  # catalog names of the small real-time variants: <style>_small
 
 
 def default_weights_dir() -> Path:
@@ -84,7 +85,9 @@ class Catalog:
         return [n for n, e in self.entries.items() if task is None or e.task == task]
 
     def get(self, name: str, task: str | None = None) -> ModelEntry:
-        entry = self.entries.get(name)
+        """The entry called ``name``; a style asked for by its plain name (``kandinsky``) falls back to its
+        small real-time variant (``kandinsky_small``) where only that one is installed."""
+        entry = self.entries.get(name) or self.entries.get(f"{name}{SMALL_SUFFIX}")
         if entry is None or (task and entry.task != task):
             known = self.names(task)
             what = "style" if task == "style" else "model"

@@ -88,3 +88,12 @@ def test_shipped_catalog_is_consistent():
         assert entry.credit and entry.licence and entry.recipe, entry.name
         model = catalog.load(entry)
         assert model(torch.rand(1, 3, 16, 16)).shape[-1] == 16 * entry.arch.get("scale", 1)
+
+
+def test_plain_style_name_falls_back_to_its_small_variant(tmp_path):
+    sha = save_model_file(transform_net(width=4, blocks=1), tmp_path / "wave_small.safetensors")
+    catalog = make_catalog(tmp_path, [{"name": "wave_small", "task": "style", "arch": {"width": 4, "blocks": 1},
+                                       "file": "wave_small.safetensors", "sha256": sha, "variant": "small"}])
+    assert choose_model(style="wave", catalog=catalog).name == "wave_small"
+    with pytest.raises(UnknownModelError, match="known: wave_small"):
+        choose_model(style="wav", catalog=catalog)
