@@ -4,7 +4,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
-import tempfile
+import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -45,12 +45,9 @@ def atomic_output(output: str | os.PathLike) -> Iterator[Path]:
     On an exception the temporary file is removed and ``output`` is left as it was.
     """
     output = Path(output)
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{output.stem}.", suffix=f".part{output.suffix}", dir=output.parent or ".")
-    except OSError as exc:
-        raise OutputError(f"cannot write {output}: {exc.strerror}") from exc
-    os.close(fd)
-    tmp = Path(tmp)
+    # A fresh unique name, not created here: the writer creates it, so it gets the usual permissions
+    # (mkstemp would make it 0600, and the rename would keep that).
+    tmp = output.parent / f".{output.stem}.{secrets.token_hex(6)}.part{output.suffix}"
     try:
         yield tmp
         os.replace(tmp, output)

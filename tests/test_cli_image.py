@@ -120,3 +120,11 @@ def test_reduced_inference_resolution_keeps_the_size(tmp_path, photo, tiny_style
     assert result.exit_code == 0, result.output
     assert cv2.imread(str(out)).shape == (21, 30, 3) and "@0.5x-bicubic" in result.output
     one_line_error(run("image", photo, "-o", out, "--model", tiny_sr_file, "--infer-scale", "0.5"), "for style models")
+
+
+def test_output_gets_the_usual_permissions(tmp_path, photo, tiny_style_file):
+    out = tmp_path / "perm.png"
+    assert run("image", photo, "-o", out, "--model", tiny_style_file).exit_code == 0
+    umask = os.umask(0)
+    os.umask(umask)
+    assert out.stat().st_mode & 0o777 == 0o666 & ~umask
