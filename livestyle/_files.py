@@ -38,6 +38,16 @@ def check_output_path(output: str | os.PathLike, *inputs: str | os.PathLike | No
     return output
 
 
+def temporary_path(output: str | os.PathLike) -> Path:
+    """A fresh unique hidden name beside ``output`` with the same extension; the file is not created.
+
+    The writer creates it, so it gets the usual permissions (mkstemp would make it 0600, and the
+    rename onto ``output`` would keep that).
+    """
+    output = Path(output)
+    return output.parent / f".{output.stem}.{secrets.token_hex(6)}.part{output.suffix}"
+
+
 @contextlib.contextmanager
 def atomic_output(output: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside ``output`` (same extension); rename it onto ``output`` on success.
@@ -45,9 +55,7 @@ def atomic_output(output: str | os.PathLike) -> Iterator[Path]:
     On an exception the temporary file is removed and ``output`` is left as it was.
     """
     output = Path(output)
-    # A fresh unique name, not created here: the writer creates it, so it gets the usual permissions
-    # (mkstemp would make it 0600, and the rename would keep that).
-    tmp = output.parent / f".{output.stem}.{secrets.token_hex(6)}.part{output.suffix}"
+    tmp = temporary_path(output)
     try:
         yield tmp
         os.replace(tmp, output)

@@ -193,3 +193,11 @@ def test_eval_video_reports_flicker(tmp_path, clip, tiny_style_file):
 
     report = json.loads(next(tmp_path.glob("eval-video-*.json")).read_text())
     assert report["frames"] == 15 and report["flicker"] >= report["flicker_stabilized"] >= 0
+
+
+def test_output_video_gets_the_usual_permissions(tmp_path, clip, tiny_style_file):
+    out = tmp_path / "perm.mp4"
+    assert run("video", clip, "-o", out, "--model", tiny_style_file, "--no-progress").exit_code == 0
+    umask = os.umask(0)
+    os.umask(umask)
+    assert out.stat().st_mode & 0o777 == 0o666 & ~umask

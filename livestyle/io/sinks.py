@@ -8,7 +8,6 @@ The window sink lives in :mod:`livestyle.io.window`.
 from __future__ import annotations
 
 import os
-import tempfile
 from fractions import Fraction
 from pathlib import Path
 from typing import Literal, Protocol
@@ -16,7 +15,7 @@ from typing import Literal, Protocol
 import cv2
 import numpy as np
 
-from .._files import check_output_path
+from .._files import check_output_path, temporary_path
 from ..errors import InputError, OutputError
 from .sources import Frame
 
@@ -148,10 +147,7 @@ class VideoFileSink:
         self.partial_on_interrupt = partial_on_interrupt
         self.final_path: Path | None = None
         self.frames_written = 0
-        fd, tmp = tempfile.mkstemp(prefix=f".{self.output.stem}.", suffix=f".part{self.output.suffix}",
-                                   dir=self.output.parent)
-        os.close(fd)
-        self._tmp = Path(tmp)
+        self._tmp = temporary_path(self.output)
         try:
             self._container = av.open(str(self._tmp), "w", format=_format_for(self.output))
         except (av.FFmpegError, ValueError) as exc:
