@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .errors import BackendUnavailableError, WeightsError
+from .models.transform import pad_to_multiple
 
 FAMILY = "pytorch_examples"  # the ``family`` value of an imported model's architecture record
 # Old pytorch/examples checkpoints (PyTorch < 0.4) stored InstanceNorm running statistics that
@@ -129,10 +130,7 @@ class CommunityTransformNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h, w = x.shape[-2:]
-        pad_h = max((-h) % self.stride, self.min_size - h)
-        pad_w = max((-w) % self.stride, self.min_size - w)
-        if pad_h or pad_w:
-            x = F.pad(x, (0, pad_w, 0, pad_h), mode="replicate")
+        x = pad_to_multiple(x, self.stride, self.min_size)
         y = self.forward_raw(x * self.value_range) / self.value_range
         return y.clamp(0.0, 1.0)[..., :h, :w]
 

@@ -1,4 +1,6 @@
 """Small inputs shared by several test modules."""
+import cv2
+import numpy as np
 import torch
 
 from livestyle.models import transform_net
@@ -16,3 +18,9 @@ def natural_image(h: int, w: int) -> torch.Tensor:
     base = torch.stack([xx, yy, 0.5 + 0.4 * torch.sin(6 * xx + 3 * yy)])
     noise = torch.rand(3, h, w, generator=torch.Generator().manual_seed(1)) * 0.1
     return (0.9 * base + noise).clamp(0, 1).unsqueeze(0)
+
+
+def smooth_image(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
+    """A photo-like uint8 RGB (h, w, 3) image: a random low-resolution pattern enlarged bicubically."""
+    small = rng.integers(0, 256, (max(2, h // 8), max(2, w // 8), 3), dtype=np.uint8)
+    return cv2.resize(small, (w, h), interpolation=cv2.INTER_CUBIC)

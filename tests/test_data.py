@@ -3,17 +3,13 @@ import numpy as np
 import pytest
 import torch
 
+from samples import smooth_image
 from livestyle.data import (
     ImageBank, StyleData, SuperResData, decode_images, gaussian_blur, gaussian_kernel1d, make_low_resolution,
     read_pack, resize_short_side, write_pack,
 )
 from livestyle.errors import InputError
 
-
-def smooth_image(rng, h, w):
-    """A photo-like uint8 RGB image: a random low-resolution pattern enlarged."""
-    small = rng.integers(0, 256, (max(2, h // 8), max(2, w // 8), 3), dtype=np.uint8)
-    return cv2.resize(small, (w, h), interpolation=cv2.INTER_CUBIC)
 
 
 @pytest.fixture

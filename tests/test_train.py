@@ -7,6 +7,7 @@ import torch
 import torchvision
 from click.testing import CliRunner
 
+from samples import smooth_image
 from livestyle import Catalog, load_model_file
 from livestyle.cli import main
 from livestyle.errors import TrainingError
@@ -16,10 +17,6 @@ from livestyle.train import RunOptions, StyleRecipe, SuperResRecipe, add_catalog
 
 FAST = RunOptions(device="cpu", progress=False, log_every=2, checkpoint_every=0)
 
-
-def smooth_image(rng, h, w):
-    small = rng.integers(0, 256, (max(2, h // 8), max(2, w // 8), 3), dtype=np.uint8)
-    return cv2.resize(small, (w, h), interpolation=cv2.INTER_CUBIC)
 
 
 @pytest.fixture

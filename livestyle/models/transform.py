@@ -63,6 +63,16 @@ class ResidualBlock(nn.Module):
         return x + self.body(x)
 
 
+def pad_to_multiple(x: torch.Tensor, multiple: int, min_size: int) -> torch.Tensor:
+    """Edge-pad (replicate) the bottom/right of (N, C, H, W) so H and W are multiples of ``multiple``, at least ``min_size``."""
+    h, w = x.shape[-2:]
+    pad_h = max((-h) % multiple, min_size - h)
+    pad_w = max((-w) % multiple, min_size - w)
+    if pad_h or pad_w:
+        x = F.pad(x, (0, pad_w, 0, pad_h), mode="replicate")
+    return x
+
+
 def to_unit_range(x: torch.Tensor) -> torch.Tensor:
     """The paper's scaled tanh output, mapped to the [0, 1] image range."""
     return (torch.tanh(x) + 1.0) * 0.5
@@ -111,10 +121,7 @@ class TransformNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h, w = x.shape[-2:]
-        pad_h = max((-h) % self.stride, self.min_size - h)
-        pad_w = max((-w) % self.stride, self.min_size - w)
-        if pad_h or pad_w:
-            x = F.pad(x, (0, pad_w, 0, pad_h), mode="replicate")
+        x = pad_to_multiple(x, self.stride, self.min_size)
         y = to_unit_range(self.decoder(self.residuals(self.encoder(x))))
         return y[..., :h, :w]
 
