@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import os
 import secrets
 from collections.abc import Iterator
@@ -62,3 +63,15 @@ def atomic_output(output: str | os.PathLike) -> Iterator[Path]:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def write_json_and_markdown(folder: str | os.PathLike, stem: str, data: dict, markdown: str) -> list[Path]:
+    """Write ``<stem>.json`` and ``<stem>.md`` into ``folder`` (created), each atomically; returns both paths."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = [folder / f"{stem}.json", folder / f"{stem}.md"]
+    with atomic_output(paths[0]) as tmp:
+        tmp.write_text(json.dumps(data, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    with atomic_output(paths[1]) as tmp:
+        tmp.write_text(markdown, encoding="utf-8")
+    return paths

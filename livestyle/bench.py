@@ -26,8 +26,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ._files import atomic_output
+from ._files import atomic_output, write_json_and_markdown
 from .engines import create_engine, resolve_device
+from .engines.benchmark import cpu_model
 from .gatys import GatysConfig, optimize_image
 from .models import transform_net
 from .objective import ObjectiveConfig, build_objective
@@ -143,17 +144,6 @@ class BenchReport:
 
 # --- the machine ---------------------------------------------------------------------------------
 
-def _cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def _nvidia_driver() -> str | None:
     try:
         out = subprocess.run(["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
@@ -173,7 +163,7 @@ def _version(package: str) -> str | None:
 def machine_info(device: torch.device) -> dict:
     """CPU model and cores, GPU name/driver/CUDA/cuDNN where used, OS and library versions."""
     info = {
-        "cpu": _cpu_model(),
+        "cpu": cpu_model(),
         "cpu_cores": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
         # Other work on the machine slows CPU timings; the load when the run started says how much.
@@ -430,15 +420,10 @@ def write_reports(report: BenchReport | dict, folder: str | os.PathLike, stem: s
                   plot: bool = True) -> list[Path]:
     """Write <stem>.json, <stem>.md and (``plot``) <stem>.png into ``folder`` (created), each atomically."""
     data = report.to_dict() if isinstance(report, BenchReport) else report
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
     stem = stem or report_stem(data)
-    paths = [folder / f"{stem}.json", folder / f"{stem}.md"] + ([folder / f"{stem}.png"] if plot else [])
-    with atomic_output(paths[0]) as tmp:
-        tmp.write_text(json.dumps(data, indent=1, ensure_ascii=False) + "\n")
-    with atomic_output(paths[1]) as tmp:
-        tmp.write_text(report_markdown(data), encoding="utf-8")
+    paths = write_json_and_markdown(folder, stem, data, report_markdown(data))
     if plot:
+        paths.append(Path(folder) / f"{stem}.png")
         with atomic_output(paths[2]) as tmp:
             plot_png(data, tmp)
     return paths

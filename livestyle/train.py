@@ -30,7 +30,7 @@ from .catalog import CATALOG_FILE, save_model_file
 from .data import ImageBank, StyleData, SuperResData, decode_images, make_low_resolution
 from .errors import InputError, TrainingError
 from .losses import pixel_loss, total_variation_loss
-from .models import SRNet, TransformNet, sr_net, transform_net
+from .models import sr_net, transform_net
 from .objective import ObjectiveConfig, PerceptualObjective, build_objective, image_to_batch
 
 CHECKPOINT_FORMAT = "livestyle-train-checkpoint/1"

@@ -1,11 +1,11 @@
 """`livestyle eval superres|style|video`: quality beside the paper's figures, and flicker."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import click
 
+from .._files import write_json_and_markdown
 from ..models.lossnets import LOSS_NETWORKS, WEIGHTS_OPTION
 from .bench import int_list
 
@@ -13,19 +13,6 @@ from .bench import int_list
 @click.group("eval", context_settings={"help_option_names": ["-h", "--help"]})
 def command() -> None:
     """Measure quality: super-resolution PSNR/SSIM, style loss vs the Gatys baseline."""
-
-
-def _write_report(out_dir: str, stem: str, data: dict, markdown: str) -> list[Path]:
-    from .._files import atomic_output
-
-    folder = Path(out_dir)
-    folder.mkdir(parents=True, exist_ok=True)
-    paths = [folder / f"{stem}.json", folder / f"{stem}.md"]
-    with atomic_output(paths[0]) as tmp:
-        tmp.write_text(json.dumps(data, indent=1, ensure_ascii=False) + "\n")
-    with atomic_output(paths[1]) as tmp:
-        tmp.write_text(markdown, encoding="utf-8")
-    return paths
 
 
 @command.command("superres")
@@ -73,7 +60,7 @@ def superres(datasets, scale, model_files, blur, device, out_dir, stem):
         data = {"scale": scale, "protocol": protocol_note(scale, blur), "models": [n for n, _ in models],
                 "results": {Path(f).name: {m: s.to_dict() for m, s in r.items()} for f, r in results.items()}}
         stem = stem or f"eval-superres-x{scale}-" + "-".join(Path(f).name for f in datasets)
-        paths = _write_report(out_dir, stem, data, f"# Super-resolution ×{scale}\n\n" + markdown)
+        paths = write_json_and_markdown(out_dir, stem, data, f"# Super-resolution ×{scale}\n\n" + markdown)
         click.echo("wrote " + ", ".join(map(str, paths)), err=True)
 
 
@@ -133,7 +120,7 @@ def style(style_name, model_file, style_image, contents, iterations, size, loss_
         from ..io.images import Image, write_image
 
         stem = f"eval-style-{choice.name}"
-        paths = _write_report(out_dir, stem, comparison.to_dict(), f"# Style: {choice.name}\n\n" + markdown)
+        paths = write_json_and_markdown(out_dir, stem, comparison.to_dict(), f"# Style: {choice.name}\n\n" + markdown)
         for key, tensor in comparison.outputs.items():
             image_name, method = key.rsplit(":", 1)
             rgb = tensor[0].permute(1, 2, 0).numpy()
@@ -187,4 +174,4 @@ def video(input_path, style, model_file, max_frames, size, scale, device, backen
     )
     click.echo(markdown, nl=False)
     if out_dir:
-        _write_report(out_dir, f"eval-video-{Path(input_path).stem}-{choice.name}", data, markdown)
+        write_json_and_markdown(out_dir, f"eval-video-{Path(input_path).stem}-{choice.name}", data, markdown)

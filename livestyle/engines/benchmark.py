@@ -27,7 +27,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .._files import atomic_output
+from .._files import write_json_and_markdown
 from ..errors import LivestyleError
 from .torch_engine import resolve_device
 
@@ -135,19 +135,23 @@ def _p90(values: list[float]) -> float:
     return ordered[min(len(ordered) - 1, int(round(0.9 * (len(ordered) - 1))))]
 
 
+def cpu_model() -> str:
+    """The CPU's model name (from /proc/cpuinfo where there is one)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def device_label(device: torch.device) -> str:
     """Human name of the device: the GPU's name, or the CPU's model and core count."""
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
-    name = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                name = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{name} ({os.cpu_count()} cores)"
+    return f"{cpu_model()} ({os.cpu_count()} cores)"
 
 
 def device_slug(label: str) -> str:
@@ -239,12 +243,6 @@ def benchmark_markdown(result: dict, *, title: str = "Engine latency") -> str:
 def write_benchmark(result: dict, folder: str | os.PathLike, *, stem: str | None = None,
                     title: str = "Engine latency") -> tuple[Path, Path]:
     """Write ``<stem>.json`` and ``<stem>.md`` (default stem ``engines-<device slug>``); returns both paths."""
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
     stem = stem or f"engines-{device_slug(result['device'])}"
-    json_path, md_path = folder / f"{stem}.json", folder / f"{stem}.md"
-    with atomic_output(json_path) as tmp:
-        tmp.write_text(json.dumps(result, indent=1) + "\n")
-    with atomic_output(md_path) as tmp:
-        tmp.write_text(benchmark_markdown(result, title=title))
+    json_path, md_path = write_json_and_markdown(folder, stem, result, benchmark_markdown(result, title=title))
     return json_path, md_path
