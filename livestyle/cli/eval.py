@@ -143,9 +143,9 @@ def video(input_path, style, model_file, max_frames, size, scale, device, backen
     """Flicker score (warping error along the input's DIS flow, occlusions masked) without and with --stabilize."""
     from ..catalog import choose_model
     from ..chain import build_engine
+    from ..engines import batch_to_frames, frames_to_batch
     from ..evaluate import compare_flicker
     from ..io.sources import VideoFileSource
-    from ..stylize import run_engine_on_rgb
     from .video import inference_size
 
     choice = choose_model(style=style, model_file=model_file)
@@ -157,8 +157,7 @@ def video(input_path, style, model_file, max_frames, size, scale, device, backen
             yield frame.image
 
     def stylize(rgb):
-        out = run_engine_on_rgb(engine, rgb.astype("float32") / 255.0)
-        return (out * 255.0 + 0.5).astype("uint8")
+        return batch_to_frames(engine(frames_to_batch([rgb])))[0]
 
     try:
         result = compare_flicker(frames(), stylize, max_frames=max_frames)
