@@ -217,24 +217,29 @@ class StyleComparison:
     gatys: dict[int, list[dict[str, float]]]
     settings: dict
     outputs: dict[str, torch.Tensor] = field(default_factory=dict)  # "<image>:feedforward" / ":gatys<N>" → (1,3,H,W)
+    variants: dict[str, list[dict[str, float]]] = field(default_factory=dict)  # e.g. "feed-forward @0.5× bicubic"
 
     def means(self) -> dict[str, dict[str, float]]:
-        """{"feed-forward": {term: mean}, "Gatys N it": {…}} over the images."""
+        """{"feed-forward": {term: mean}, <variant>: {…}, "Gatys N it": {…}} over the images."""
         def mean(rows):
             return {t: statistics.fmean(r[t] for r in rows) for t in rows[0]}
-        return {"feed-forward": mean(self.feedforward), **{f"Gatys {n} it": mean(v) for n, v in self.gatys.items()}}
+        return {"feed-forward": mean(self.feedforward), **{name: mean(v) for name, v in self.variants.items()},
+                **{f"Gatys {n} it": mean(v) for n, v in self.gatys.items()}}
 
     def to_dict(self) -> dict:
         return {"images": self.images, "settings": self.settings, "feedforward": self.feedforward,
-                "gatys": {str(n): v for n, v in self.gatys.items()}, "mean": self.means()}
+                "variants": self.variants, "gatys": {str(n): v for n, v in self.gatys.items()}, "mean": self.means()}
 
 
 def compare_style(model: torch.nn.Module, objective, contents: Sequence[torch.Tensor], names: Sequence[str],
-                  iterations: Sequence[int], *, gatys_config=None, keep_outputs: bool = False) -> StyleComparison:
+                  iterations: Sequence[int], *, gatys_config=None, keep_outputs: bool = False,
+                  variants: dict[str, Callable[[torch.Tensor], torch.Tensor]] | None = None) -> StyleComparison:
     """Objective terms of ``model``'s output vs Gatys after each of ``iterations`` on the same content images.
 
     ``contents``: (1, 3, H, W) float [0, 1] on the objective's device; ``objective``: a
     ``PerceptualObjective`` with its style target set; one Gatys run per image to max(iterations).
+    ``variants``: other ways to run the model (name → stylise function on such a batch, e.g. a
+    ``ReducedResolutionEngine``), scored with the same objective beside the plain feed-forward row.
     """
     from .gatys import GatysConfig, optimize_image
 
@@ -242,14 +247,20 @@ def compare_style(model: torch.nn.Module, objective, contents: Sequence[torch.Te
     counts = sorted(set(int(n) for n in iterations))
     device = next(objective.lossnet.parameters()).device
     model = model.to(device).eval()
-    feedforward, gatys = [], {n: [] for n in counts}
+    variants = variants or {}
+    feedforward, gatys, scored = [], {n: [] for n in counts}, {v: [] for v in variants}
     outputs = {}
     for name, content in zip(names, contents):
         with torch.no_grad():
             out = model(content).float().clamp(0.0, 1.0)
             feedforward.append(objective(out, content).as_floats())
-        if keep_outputs:
-            outputs[f"{name}:feedforward"] = out.cpu()
+            if keep_outputs:
+                outputs[f"{name}:feedforward"] = out.cpu()
+            for variant, stylize in variants.items():
+                out = stylize(content).to(device, torch.float32).clamp(0.0, 1.0)
+                scored[variant].append(objective(out, content).as_floats())
+                if keep_outputs:
+                    outputs[f"{name}:{variant}"] = out.cpu()
         if counts:
             config = replace(gatys_config, iterations=counts[-1])
             result = optimize_image(objective, content, config, snapshots=counts)
@@ -264,20 +275,26 @@ def compare_style(model: torch.nn.Module, objective, contents: Sequence[torch.Te
                               "style_weight": objective.style_weight, "tv_weight": objective.tv_weight,
                               "style_tap_weights": objective.style_tap_weights,
                               "loss_net_weights_sha256": objective.lossnet.weights_sha256}}
-    return StyleComparison(list(names), feedforward, gatys, settings, outputs)
+    return StyleComparison(list(names), feedforward, gatys, settings, outputs, scored)
 
 
 def style_table_markdown(comparison: StyleComparison) -> str:
     """Markdown: mean content / style / TV / total loss of feed-forward vs Gatys (per row), lower is better."""
-    lines = ["| method | content | style | TV | total |", "|---|---|---|---|---|"]
-    for method, terms in comparison.means().items():
+    means = comparison.means()
+    reference = means["feed-forward"]["total"]
+    lines = ["| method | content | style | TV | total | total vs feed-forward |", "|---|---|---|---|---|---|"]
+    for method, terms in means.items():
         lines.append(f"| {method} | {terms['content']:.4g} | {terms['style']:.4g} | {terms['tv']:.4g} | "
-                     f"{terms['total']:.4g} |")
+                     f"{terms['total']:.4g} | {terms['total'] / reference - 1:+.1%} |")
     s = comparison.settings
     lines += ["", f"Mean over {len(comparison.images)} image(s): {', '.join(comparison.images)}. Same objective for "
               f"all rows: loss network {s['objective']['loss_net']}, weighted terms (total = content + style + TV). "
               f"Gatys: {s['gatys']['optimizer']}, start from {s['gatys']['init']}. The paper finds the "
               "feed-forward output matches Gatys after about 50–100 L-BFGS iterations."]
+    if comparison.variants:
+        lines.append("Rows with @F×: the same model run at F × the input size, then upsampled (bicubic, or guided by "
+                     "the full-resolution input) — the speed option `--infer-scale F --upsample …`; losses are "
+                     "measured at full resolution.")
     return "\n".join(lines) + "\n"
 
 

@@ -129,6 +129,27 @@ def test_compare_style_scores_feedforward_and_gatys():
     json.dumps(comparison.to_dict())
 
 
+def test_compare_style_scores_variants_with_the_same_objective():
+    from livestyle.models import transform_net
+    from livestyle.objective import ObjectiveConfig, build_objective
+
+    torch.manual_seed(0)
+    objective = build_objective(ObjectiveConfig(style_weight=1.0, tv_weight=1.0), torch.rand(1, 3, 24, 24),
+                                pretrained=False)
+    model = transform_net(width=4, blocks=1).eval()
+    contents = [torch.rand(1, 3, 24, 20)]
+    blurred = lambda x: torch.nn.functional.avg_pool2d(model(x), 3, stride=1, padding=1)  # noqa: E731
+    comparison = compare_style(model, objective, contents, ["a"], [], variants={"same": model, "blurred": blurred},
+                               keep_outputs=True)
+    means = comparison.means()
+    assert list(means) == ["feed-forward", "same", "blurred"]
+    assert means["same"] == pytest.approx(means["feed-forward"], rel=1e-6)
+    assert means["blurred"]["tv"] < means["feed-forward"]["tv"]  # a smoother output: lower TV term
+    assert set(comparison.outputs) == {"a:feedforward", "a:same", "a:blurred"}
+    text = style_table_markdown(comparison)
+    assert "| same |" in text and "+0.0% |" in text
+
+
 def test_objective_config_from_recipe():
     config = objective_config_from_recipe({"objective": {"loss_net": "vgg16", "style_taps": ["relu1_2"],
                                                          "style_weight": 2.0, "unknown": 1}})
@@ -143,12 +164,16 @@ def test_eval_style_cli(tmp_path, tiny_style_file, shared_data, empty_catalog):
     result = CliRunner().invoke(main, [
         "eval", "style", "--model", str(tiny_style_file), "--style-image", str(shared_data / "styles" / "wave_crop.jpg"),
         "--content", str(content), "--iters", "1,2", "--size", "24", "--device", "cpu", "--out", str(out),
+        "--infer-scale", "0.5",
         "--loss-net-weights", str(shared_data / "lossnets" / "squeezenet1_1_imagenet.safetensors")])
     assert result.exit_code == 0, result.output
     assert "| feed-forward |" in result.output and "| Gatys 2 it |" in result.output
     data = json.loads((out / "eval-style-tiny_style.json").read_text())
     assert data["settings"]["objective"]["loss_net"] == "squeezenet1_1" and len(data["feedforward"]) == 1
     assert (out / "eval-style-tiny_style-c-gatys2.png").is_file()
+    assert "| feed-forward @0.5× guided |" in result.output and "| feed-forward @0.5× bicubic |" in result.output
+    assert set(data["variants"]) == {"feed-forward @0.5× bicubic", "feed-forward @0.5× guided"}
+    assert (out / "eval-style-tiny_style-c-feed-forward-0.5x-guided.png").is_file()
 
 
 def test_eval_style_rejects_sr_models(tmp_path, tiny_sr_file, empty_catalog):

@@ -1,6 +1,7 @@
 """`livestyle eval superres|style|video`: quality beside the paper's figures, and flicker."""
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import click
@@ -82,11 +83,14 @@ def superres(datasets, scale, model_files, blur, device, out_dir, stem):
 @click.option("--optimizer", type=click.Choice(["lbfgs", "adam"]), default="lbfgs", show_default=True)
 @click.option("--init", type=click.Choice(["content", "noise"]), default="content", show_default=True,
               help="Gatys start image.")
+@click.option("--infer-scale", "infer_scales", multiple=True, type=click.FloatRange(0, 1, min_open=True),
+              help="Also score the model run at this fraction of the size and upsampled back, bicubic and guided "
+                   "(repeatable): the quality cost of `--infer-scale`.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
               help="Write JSON + Markdown reports (and the images) into this folder.")
 def style(style_name, model_file, style_image, contents, iterations, size, loss_net, loss_net_weights, optimizer,
-          init, device, out_dir):
+          init, infer_scales, device, out_dir):
     """Content/style/total loss of the feed-forward output vs Gatys after N iterations, same images."""
     from ..catalog import Catalog, choose_model
     from ..engines import resolve_device
@@ -111,9 +115,19 @@ def style(style_name, model_file, style_image, contents, iterations, size, loss_
     batches = [resize_long_side(image_to_batch(read_image(p).rgb, dev), size) for p in contents]
     names = [Path(p).name for p in contents]
     click.echo(f"{choice.name}: {len(batches)} image(s), Gatys to {max(iterations)} iterations on {dev}", err=True)
+    variants = {}
+    if infer_scales:
+        from ..engines import create_engine
+        from ..engines.resolution import UPSAMPLERS
+
+        variants = {f"feed-forward @{f:g}× {up}": create_engine(choice.model, backend="torch", device=str(dev),
+                                                               infer_scale=f, upsample=up)
+                    for f in infer_scales for up in UPSAMPLERS}
     comparison = compare_style(choice.model, objective, batches, names, iterations,
-                               gatys_config=GatysConfig(optimizer=optimizer, init=init), keep_outputs=bool(out_dir))
-    comparison.settings.update({"model": choice.name, "style_image": Path(style_image).name, "size": size})
+                               gatys_config=GatysConfig(optimizer=optimizer, init=init), keep_outputs=bool(out_dir),
+                               variants=variants)
+    comparison.settings.update({"model": choice.name, "style_image": Path(style_image).name, "size": size,
+                                "infer_scales": list(infer_scales)})
     markdown = style_table_markdown(comparison)
     click.echo(markdown)
     if out_dir:
@@ -123,6 +137,7 @@ def style(style_name, model_file, style_image, contents, iterations, size, loss_
         paths = write_json_and_markdown(out_dir, stem, comparison.to_dict(), f"# Style: {choice.name}\n\n" + markdown)
         for key, tensor in comparison.outputs.items():
             image_name, method = key.rsplit(":", 1)
+            method = re.sub(r"[^0-9A-Za-z.]+", "-", method.replace("×", "x")).strip("-")
             rgb = tensor[0].permute(1, 2, 0).numpy()
             write_image(Path(out_dir) / f"{stem}-{Path(image_name).stem}-{method}.png", Image(rgb))
         click.echo("wrote " + ", ".join(map(str, paths)) + f" and {len(comparison.outputs)} image(s)", err=True)
