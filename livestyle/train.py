@@ -665,7 +665,10 @@ def add_catalog_entry(catalog: str | os.PathLike, entry: dict, model_file: str |
             raise TrainingError(f"catalog {path} is not valid JSON with a 'models' list: {exc}") from exc
     else:
         models = records["models"]
-    records["models"] = [m for m in models if m.get("name") != entry["name"]] + [entry]
+    # A replaced entry keeps its place (the catalog's order is the cam's n/p order); a new one goes last.
+    position = next((i for i, m in enumerate(models) if m.get("name") == entry["name"]), len(models))
+    kept = [m for m in models if m.get("name") != entry["name"]]
+    records["models"] = kept[:position] + [entry] + kept[position:]
     with atomic_output(path) as tmp:
         tmp.write_text(json.dumps(records, indent=2) + "\n")
     return path

@@ -243,3 +243,15 @@ def test_measured_squeezenet_defaults_fill_only_what_is_not_given(tmp_path):
                       objective=ObjectiveConfig(style_weight=0.5, style_tap_weights={"fire5": 2.0}))
     config = style_objective_config(own)
     assert config.style_weight == 0.5 and dict(config.style_tap_weights) == {"fire5": 2.0}
+
+
+def test_add_catalog_entry_replaces_in_place(tmp_path):
+    def record(name, description=""):
+        return {"name": name, "task": "style", "arch": {}, "file": f"{name}.safetensors", "sha256": "0" * 64,
+                "description": description}
+
+    for name in ("a", "b", "c"):
+        add_catalog_entry(tmp_path, record(name))
+    add_catalog_entry(tmp_path, record("b", "new"))
+    models = json.loads((tmp_path / "catalog.json").read_text())["models"]
+    assert [m["name"] for m in models] == ["a", "b", "c"] and models[1]["description"] == "new"
