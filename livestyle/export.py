@@ -53,8 +53,8 @@ def model_digest(model: nn.Module) -> str:
     arch = config.to_dict() if hasattr(config, "to_dict") else {}
     digest.update(json.dumps({"class": type(model).__name__, "arch": arch}, sort_keys=True).encode())
     for name, tensor in model.state_dict().items():
-        t = tensor.detach().cpu().contiguous()
-        digest.update(f"{name}:{t.dtype}:{tuple(t.shape)}".encode())
+        t = tensor.detach().cpu().contiguous().reshape(-1)  # 1-D: 0-d tensors (batch-norm step counts) too
+        digest.update(f"{name}:{t.dtype}:{tuple(tensor.shape)}".encode())
         digest.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
     return digest.hexdigest()
 

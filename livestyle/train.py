@@ -489,7 +489,9 @@ def train_loop(task: _Task, recipe_dict: dict, *, iterations: int, lr: float, se
                     on_log(step, {**values, "images_per_second": rate})
             bar.update(1)
             if options.preview_dir and options.preview_every and step % options.preview_every == 0:
+                task.model.eval()  # as at inference: batch norms use (and do not update) their running statistics
                 _write_preview(Path(options.preview_dir) / f"{task.name}_{step:07d}.png", task.preview())
+                task.model.train()
             if out_of_time:
                 break
             if options.checkpoint and options.checkpoint_every and step % options.checkpoint_every == 0 \

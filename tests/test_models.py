@@ -56,3 +56,17 @@ def test_config_round_trip():
     net = transform_net(width=8, blocks=3)
     assert isinstance(net, TransformNet) and net.config.to_dict() == {"width": 8, "blocks": 3}
     assert isinstance(SRNet(SRNetConfig(**sr_net(scale=8).config.to_dict())), SRNet)
+
+
+def test_sr_net_output_follows_the_input_brightness():
+    # Instance norm right after the first conv removes each image's per-channel mean and contrast, so
+    # an SR net built with it returns (nearly) the same image for a darker, flatter input; the paper's
+    # batch norm (fixed statistics at inference) keeps them.
+    torch.manual_seed(0)
+    x = torch.rand(1, 3, 12, 12)
+    darker = 0.5 * x + 0.1
+    with torch.no_grad():
+        for norm, differs in (("instance", False), ("batch", True)):
+            model = sr_net(scale=4, width=8, blocks=1, norm=norm).eval()
+            gap = (model(x) - model(darker)).abs().mean().item()
+            assert (gap > 1e-3) == differs, (norm, gap)

@@ -12,12 +12,16 @@ FP64_TOL = 1e-10
 
 
 def randomise_norms(model: nn.Module, seed: int = 0) -> nn.Module:
-    """Non-trivial instance-norm affines (fresh ones are gamma=1, beta=0, which would hide mistakes)."""
+    """Non-trivial norm affines and batch-norm statistics (fresh ones are gamma=1, beta=0, mean 0,
+    variance 1, which would hide mistakes)."""
     g = torch.Generator().manual_seed(seed)
     for m in model.modules():
-        if isinstance(m, nn.InstanceNorm2d):
+        if isinstance(m, (nn.InstanceNorm2d, nn.BatchNorm2d)):
             m.weight.data = 0.5 + torch.rand(m.num_features, generator=g)
             m.bias.data = torch.randn(m.num_features, generator=g) * 0.3
+        if isinstance(m, nn.BatchNorm2d):
+            m.running_mean = torch.randn(m.num_features, generator=g) * 0.2
+            m.running_var = 0.5 + torch.rand(m.num_features, generator=g)
     return model.eval()
 
 
@@ -67,8 +71,9 @@ def test_fused_instance_norm_half_input_is_finite_on_constant_and_large_frames(d
     assert (out.float() - reference).abs().max().item() < 0.05
 
 
-@pytest.mark.parametrize("build", [lambda: transform_net(width=8, blocks=2), lambda: sr_net(scale=4, width=8, blocks=1)],
-                         ids=["style", "sr4"])
+@pytest.mark.parametrize("build", [lambda: transform_net(width=8, blocks=2), lambda: sr_net(scale=4, width=8, blocks=1),
+                                   lambda: sr_net(scale=8, width=8, blocks=1, norm="instance")],
+                         ids=["style", "sr4-batchnorm", "sr8-instancenorm"])
 @pytest.mark.parametrize("options", [{}, {"subpixel": False}, {"fused_norm": False}], ids=["all", "norm", "subpixel"])
 def test_rewritten_model_matches_plain_model_fp32(build, options):
     torch.manual_seed(0)
@@ -99,6 +104,17 @@ def test_rewrite_removes_upsamples_and_biases_before_norms():
     assert len(norms) == 3 + 2 * 2 + 2
     biased = [m for m in rewritten.modules() if isinstance(m, nn.Conv2d) and m.bias is not None]
     assert len(biased) == 1  # only the output conv, which no norm follows
+
+
+def test_rewrite_folds_batch_norms_into_convolutions():
+    model = randomise_norms(sr_net(scale=4, width=8, blocks=2)).double()
+    rewritten = rewrite_for_inference(model)
+    assert not any(isinstance(m, (nn.BatchNorm2d, nn.Upsample)) for m in rewritten.modules())
+    convs = [m for m in rewritten.modules() if isinstance(m, (nn.Conv2d, SubpixelUpsampleConv))]
+    assert len(convs) == 1 + 2 * 2 + 2 + 1 and all(c.bias is not None for c in convs)
+    x = torch.rand(1, 3, 9, 11, dtype=torch.float64)
+    with torch.no_grad():
+        assert (rewritten(x) - model(x)).abs().max().item() < FP64_TOL
 
 
 def test_half_conversion_keeps_norms_fp32():

@@ -12,6 +12,8 @@ rounding; ``tests/test_rewrites.py`` checks each against the plain model in FP32
 - Conv bias before an instance norm is dropped: the norm subtracts the per-channel mean, so a
   per-channel constant cancels exactly. Folding the norm's affine into the *next* convolution is
   not valid in these networks: a ReLU or a residual add always sits between the two.
+- A batch norm (the SR network's) is, in eval mode, a fixed per-channel affine map: it is folded
+  into the convolution before it (scaled weights, shifted bias) and disappears.
 """
 from __future__ import annotations
 
@@ -48,13 +50,13 @@ class SubpixelUpsampleConv(nn.Module):
     Input (N, C_in, H, W) → output (N, C_out, 2H, 2W); H, W ≥ 1.
     """
 
-    def __init__(self, conv: nn.Conv2d, *, keep_bias: bool = True):
+    def __init__(self, conv: nn.Conv2d):
         super().__init__()
         if conv.kernel_size != (3, 3) or conv.stride != (1, 1) or conv.groups != 1 or conv.dilation != (1, 1):
             raise ValueError("the sub-pixel rewrite needs a plain 3×3 stride-1 convolution")
         self.out_channels = conv.out_channels
         self.weight = nn.Parameter(phase_kernels(conv.weight.detach()), requires_grad=False)
-        bias = conv.bias.detach().repeat_interleave(4) if (keep_bias and conv.bias is not None) else None
+        bias = conv.bias.detach().repeat_interleave(4) if conv.bias is not None else None
         self.bias = None if bias is None else nn.Parameter(bias, requires_grad=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -109,33 +111,49 @@ def _conv_without_bias(layer: ConvLayer) -> ConvLayer:
     return new
 
 
+def _conv_with_batch_norm(layer: ConvLayer, norm: nn.BatchNorm2d) -> ConvLayer:
+    """A copy of a ConvLayer with the eval-mode batch norm after it folded in: norm(conv(x)) in one conv."""
+    new = copy.deepcopy(layer)
+    conv = new[1]
+    with torch.no_grad():
+        scale = norm.weight.double() / torch.sqrt(norm.running_var.double() + norm.eps)
+        bias = conv.bias.double() if conv.bias is not None else torch.zeros_like(scale)
+        conv.weight.copy_((conv.weight.double() * scale[:, None, None, None]).to(conv.weight.dtype))
+        conv.bias = nn.Parameter(((bias - norm.running_mean.double()) * scale + norm.bias.double()).to(conv.weight.dtype))
+    return new
+
+
+def _conv_norm(layer: ConvLayer, norm: nn.Module, *, fused_norm: bool, relu: bool) -> list[nn.Module]:
+    """ConvLayer → norm (→ ReLU) as its cheapest exact equivalent, a list of modules."""
+    tail = [nn.ReLU()] if relu else []
+    if isinstance(norm, nn.BatchNorm2d):
+        return [_conv_with_batch_norm(layer, norm), *tail]
+    if isinstance(norm, nn.InstanceNorm2d):
+        if fused_norm:
+            return [_conv_without_bias(layer), FusedInstanceNorm(norm, relu=relu)]
+        return [_conv_without_bias(layer), copy.deepcopy(norm), *tail]
+    return [copy.deepcopy(layer), *tail]  # un-normalised: the bias stays
+
+
 def _rewrite_conv_norm_relu(block: ConvNormReLU, *, fused_norm: bool) -> nn.Module:
-    conv_layer, norm, relu = block
-    if not fused_norm:
-        return nn.Sequential(_conv_without_bias(conv_layer), copy.deepcopy(norm), relu)
-    return nn.Sequential(_conv_without_bias(conv_layer), FusedInstanceNorm(norm, relu=True))
+    conv_layer, norm, _ = block
+    return nn.Sequential(*_conv_norm(conv_layer, norm, fused_norm=fused_norm, relu=True))
 
 
 def _rewrite_upsample_block(block: UpsampleConvNormReLU, *, subpixel: bool, fused_norm: bool) -> nn.Module:
     upsample, (conv_layer, norm, _) = block
     if not subpixel:
         return nn.Sequential(upsample, _rewrite_conv_norm_relu(block[1], fused_norm=fused_norm))
-    conv = SubpixelUpsampleConv(conv_layer[1], keep_bias=False)
-    tail = FusedInstanceNorm(norm, relu=True) if fused_norm else nn.Sequential(copy.deepcopy(norm), nn.ReLU())
-    return nn.Sequential(conv, tail)
+    # The sub-pixel conv takes the (bias-dropped or batch-norm-folded) 3×3 conv of the same rewrite.
+    conv_layer, *tail = _conv_norm(conv_layer, norm, fused_norm=fused_norm, relu=True)
+    return nn.Sequential(SubpixelUpsampleConv(conv_layer[1]), *tail)
 
 
 def _rewrite_residual_block(block: ResidualBlock, *, fused_norm: bool) -> ResidualBlock:
     new = copy.deepcopy(block)
     conv1, norm1, _, conv2, norm2 = block.body
-    if isinstance(norm1, nn.Identity):  # un-normalised blocks keep their biases
-        return new
-    if fused_norm:
-        new.body = nn.Sequential(_conv_without_bias(conv1), FusedInstanceNorm(norm1, relu=True),
-                                 _conv_without_bias(conv2), FusedInstanceNorm(norm2, relu=False))
-    else:
-        new.body = nn.Sequential(_conv_without_bias(conv1), copy.deepcopy(norm1), nn.ReLU(),
-                                 _conv_without_bias(conv2), copy.deepcopy(norm2))
+    new.body = nn.Sequential(*_conv_norm(conv1, norm1, fused_norm=fused_norm, relu=True),
+                             *_conv_norm(conv2, norm2, fused_norm=fused_norm, relu=False))
     return new
 
 
@@ -143,7 +161,8 @@ def rewrite_for_inference(model: nn.Module, *, subpixel: bool = True, fused_norm
     """A rewritten copy of a TransformNet/SRNet (eval mode, no grads); ``model`` is left untouched.
 
     ``subpixel``: upsample blocks become ``SubpixelUpsampleConv``. ``fused_norm``: every instance
-    norm becomes ``FusedInstanceNorm`` (with its ReLU). Conv biases before a norm are always dropped.
+    norm becomes ``FusedInstanceNorm`` (with its ReLU). Conv biases before an instance norm are
+    always dropped; batch norms are always folded into their convolutions.
     """
     new = copy.deepcopy(model).eval()
 

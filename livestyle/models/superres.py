@@ -7,20 +7,23 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
-from .transform import ConvLayer, ConvNormReLU, ResidualBlock, UpsampleConvNormReLU, to_unit_range
+from .transform import NORMS, ConvLayer, ConvNormReLU, ResidualBlock, UpsampleConvNormReLU, to_unit_range
 
 
 @dataclass(frozen=True)
 class SRNetConfig:
-    """Architecture of an SRNet: upscaling factor (a power of two), channels and residual blocks."""
+    """Architecture of an SRNet: upscaling factor (a power of two), channels, residual blocks, norm."""
 
     scale: int = 4
     width: int = 64
     blocks: int = 4
+    norm: str = "batch"  # the paper's; instance norm would discard each image's brightness and contrast
 
     def __post_init__(self):
         if self.scale < 2 or self.scale & (self.scale - 1):
             raise ValueError(f"scale must be a power of two ≥ 2, got {self.scale}")
+        if self.norm not in NORMS:
+            raise ValueError(f"unknown norm {self.norm!r}; known: {', '.join(NORMS)}")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -30,7 +33,9 @@ class SRNet(nn.Module):
     """Feed-forward ×scale super-resolution (Johnson et al. 2016, supplementary material).
 
     9×9 conv → ``blocks`` residual blocks → log2(scale) × (up ×2 conv) → 9×9 conv 3 → scaled
-    tanh. The paper: 64 channels, 4 blocks; ×4 has two upsampling stages, ×8 three.
+    tanh. The paper: 64 channels, 4 blocks, batch norm; ×4 has two upsampling stages, ×8 three.
+    In eval mode every batch norm is a fixed per-channel affine map (folded into its convolution
+    by ``livestyle.engines.rewrites``), so whole frames and tiles see the same function.
 
     Input: float RGB (N, 3, h, w) in [0, 1]; output (N, 3, scale·h, scale·w) in [0, 1].
     """
@@ -40,9 +45,10 @@ class SRNet(nn.Module):
         self.config = config
         c = config.width
         stages = int(math.log2(config.scale))
-        self.head = ConvNormReLU(3, c, 9)
-        self.residuals = nn.Sequential(*(ResidualBlock(c) for _ in range(config.blocks)))
-        self.upsample = nn.Sequential(*(UpsampleConvNormReLU(c, c) for _ in range(stages)))
+        norm = config.norm
+        self.head = ConvNormReLU(3, c, 9, norm=norm)
+        self.residuals = nn.Sequential(*(ResidualBlock(c, norm=norm) for _ in range(config.blocks)))
+        self.upsample = nn.Sequential(*(UpsampleConvNormReLU(c, c, norm=norm) for _ in range(stages)))
         self.tail = ConvLayer(c, 3, 9)
 
     @property
@@ -53,6 +59,6 @@ class SRNet(nn.Module):
         return to_unit_range(self.tail(self.upsample(self.residuals(self.head(x)))))
 
 
-def sr_net(*, scale: int = 4, width: int = 64, blocks: int = 4) -> SRNet:
-    """The paper's SR network for ×4 or ×8 (64 channels, 4 residual blocks)."""
-    return SRNet(SRNetConfig(scale=scale, width=width, blocks=blocks))
+def sr_net(*, scale: int = 4, width: int = 64, blocks: int = 4, norm: str = "batch") -> SRNet:
+    """The paper's SR network for ×4 or ×8 (64 channels, 4 residual blocks, batch norm)."""
+    return SRNet(SRNetConfig(scale=scale, width=width, blocks=blocks, norm=norm))

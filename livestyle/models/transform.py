@@ -24,13 +24,29 @@ class ConvLayer(nn.Sequential):
         )
 
 
-class ConvNormReLU(nn.Sequential):
-    """ConvLayer → InstanceNorm (affine) → ReLU."""
+NORMS = ("instance", "batch", "none")
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1):
+
+def norm_layer(kind: str, channels: int) -> nn.Module:
+    """"instance": InstanceNorm2d (affine; style nets), "batch": BatchNorm2d (the paper's SR net: at
+    inference a fixed affine map, so the image's own brightness and contrast survive), "none"."""
+    if kind == "instance":
+        return nn.InstanceNorm2d(channels, affine=True)
+    if kind == "batch":
+        return nn.BatchNorm2d(channels)
+    if kind == "none":
+        return nn.Identity()
+    raise ValueError(f"unknown norm {kind!r}; known: {', '.join(NORMS)}")
+
+
+class ConvNormReLU(nn.Sequential):
+    """ConvLayer → norm (instance by default) → ReLU."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1,
+                 norm: str = "instance"):
         super().__init__(
             ConvLayer(in_channels, out_channels, kernel_size, stride),
-            nn.InstanceNorm2d(out_channels, affine=True),
+            norm_layer(norm, out_channels),
             nn.ReLU(inplace=True),
         )
 
@@ -38,25 +54,21 @@ class ConvNormReLU(nn.Sequential):
 class UpsampleConvNormReLU(nn.Sequential):
     """Nearest ×2 upsample → ConvNormReLU (stands in for a stride-1/2 convolution)."""
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 3):
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 3, norm: str = "instance"):
         super().__init__(
             nn.Upsample(scale_factor=2, mode="nearest"),
-            ConvNormReLU(in_channels, out_channels, kernel_size),
+            ConvNormReLU(in_channels, out_channels, kernel_size, norm=norm),
         )
 
 
 class ResidualBlock(nn.Module):
-    """Two 3×3 ConvLayers with instance norm; ReLU after the first only, none after the add."""
+    """Two 3×3 ConvLayers, each followed by a norm; ReLU after the first only, none after the add."""
 
-    def __init__(self, channels: int, norm: bool = True):
+    def __init__(self, channels: int, norm: str = "instance"):
         super().__init__()
-
-        def norm_layer() -> nn.Module:
-            return nn.InstanceNorm2d(channels, affine=True) if norm else nn.Identity()
-
         self.body = nn.Sequential(
-            ConvLayer(channels, channels, 3), norm_layer(), nn.ReLU(inplace=True),
-            ConvLayer(channels, channels, 3), norm_layer(),
+            ConvLayer(channels, channels, 3), norm_layer(norm, channels), nn.ReLU(inplace=True),
+            ConvLayer(channels, channels, 3), norm_layer(norm, channels),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
