@@ -46,7 +46,7 @@ def main() -> None:
     p.add_argument("--style-size", type=int, default=256)
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--iterations", type=int, default=10_000)
-    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--lr", type=float, default=None, help="default: 1e-3 style, 1e-4 SR (bicubic-skip net)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--data-limit", type=int, default=None)
     p.add_argument("--budget-s", type=float, default=400.0, help="training time limit (the rest is load + quality)")
@@ -91,8 +91,8 @@ def main() -> None:
         recipe = StyleRecipe(style_image=str(args.style_image), dataset=str(args.pack),
                              objective=ObjectiveConfig(style_size=args.style_size), width=args.width or 32,
                              blocks=args.blocks if args.blocks is not None else 5, image_size=args.image_size,
-                             batch_size=args.batch_size, iterations=args.iterations, lr=args.lr, seed=args.seed,
-                             data_limit=args.data_limit, loss_net_weights=str(args.lossnet))
+                             batch_size=args.batch_size, iterations=args.iterations, lr=args.lr or 1e-3,
+                             seed=args.seed, data_limit=args.data_limit, loss_net_weights=str(args.lossnet))
         counts = tuple(int(c) for c in args.gatys.split(",") if c.strip())
         result = train_style(recipe, model_path, options, name=args.name, variant=args.variant,
                              quality_images=[str(f) for f in photos], gatys_iterations=counts, on_log=on_log)
@@ -101,8 +101,8 @@ def main() -> None:
         sets = dict(item.split("=", 1) for item in args.eval_set)
         recipe = SuperResRecipe(dataset=str(args.pack), scale=args.scale, loss=args.loss, width=args.width or 64,
                                 blocks=args.blocks if args.blocks is not None else 4, patch_size=288,
-                                batch_size=args.batch_size, iterations=args.iterations, lr=args.lr, seed=args.seed,
-                                data_limit=args.data_limit, loss_net_weights=str(args.lossnet))
+                                batch_size=args.batch_size, iterations=args.iterations, lr=args.lr or 1e-4,
+                                seed=args.seed, data_limit=args.data_limit, loss_net_weights=str(args.lossnet))
         result = train_superres(recipe, model_path, options, name=args.name, quality_sets=sets or None,
                                 on_log=on_log)
     recipe_out = result.entry["recipe"]

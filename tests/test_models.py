@@ -40,7 +40,14 @@ def test_deterministic_and_batch_independent():
     torch.testing.assert_close(a[1:2], single, atol=1e-5, rtol=0)
 
 
-@pytest.mark.parametrize("make", [lambda: transform_net(width=4, blocks=1), lambda: sr_net(scale=4, width=4, blocks=1)])
+def _sr_after_a_step():
+    net = sr_net(scale=4, width=4, blocks=1)  # residual: its zero-initialised tail passes no gradient back yet
+    torch.nn.init.normal_(net.tail[1].weight, std=0.01)
+    return net
+
+
+@pytest.mark.parametrize("make", [lambda: transform_net(width=4, blocks=1), _sr_after_a_step,
+                                  lambda: sr_net(scale=4, width=4, blocks=1, residual=False)])
 def test_gradients_reach_every_parameter(make):
     net = make()
     net(torch.rand(2, 3, 12, 12)).mean().backward()
@@ -67,6 +74,20 @@ def test_sr_net_output_follows_the_input_brightness():
     darker = 0.5 * x + 0.1
     with torch.no_grad():
         for norm, differs in (("instance", False), ("batch", True)):
-            model = sr_net(scale=4, width=8, blocks=1, norm=norm).eval()
+            model = sr_net(scale=4, width=8, blocks=1, norm=norm, residual=False).eval()  # no bicubic skip
             gap = (model(x) - model(darker)).abs().mean().item()
             assert (gap > 1e-3) == differs, (norm, gap)
+
+
+def test_residual_sr_net_starts_as_bicubic_and_paper_form_is_kept():
+    import torch.nn.functional as F
+
+    torch.manual_seed(0)
+    x = torch.rand(1, 3, 10, 14)
+    with torch.no_grad():
+        start = sr_net(scale=4, width=8, blocks=1).eval()(x)
+        bicubic = F.interpolate(x, scale_factor=4, mode="bicubic", align_corners=False).clamp(0, 1)
+        assert torch.allclose(start, bicubic, atol=1e-6)
+        paper = sr_net(scale=4, width=8, blocks=1, residual=False).eval()
+        assert not torch.allclose(paper(x), bicubic, atol=1e-2)  # the paper's net starts anywhere
+    assert paper.config.to_dict()["residual"] is False

@@ -60,7 +60,9 @@ def run_options(f):
         click.option("--seed", type=int, default=0, show_default=True, help="Seed of weights and data order."),
         click.option("--data-limit", type=click.IntRange(min=1), default=None,
                      help="Use only the first N photos of the data set."),
-        click.option("--lr", type=float, default=1e-3, show_default=True, help="Adam learning rate."),
+        click.option("--lr", type=float, default=None,
+                     help="Adam learning rate (default 1e-3, the paper's; 1e-4 for residual SR, whose first "
+                          "steps at 1e-3 overshoot)."),
         click.option("--batch-size", type=click.IntRange(min=1), default=4, show_default=True),
         click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
                      help="Model file to write (.safetensors); its catalog entry goes to OUT.json."),
@@ -140,7 +142,7 @@ def style_command(style_image, dataset, output, batch_size, lr, data_limit, seed
                                 content_weight=content_weight, style_weight=style_weight, tv_weight=tv_weight,
                                 style_tap_weights=style_tap_weights, style_size=style_size)
     recipe = StyleRecipe(style_image=style_image, dataset=dataset, objective=objective, width=width, blocks=blocks,
-                         image_size=image_size, batch_size=batch_size, iterations=iterations, lr=lr, seed=seed,
+                         image_size=image_size, batch_size=batch_size, iterations=iterations, lr=lr or 1e-3, seed=seed,
                          data_limit=data_limit, loss_net_weights=loss_net_weights)
     options = _run_options(output, device=device, amp=amp, channels_last=channels_last, checkpoint=checkpoint,
                            checkpoint_every=checkpoint_every, resume=resume, preview_dir=preview_dir,
@@ -162,13 +164,16 @@ def style_command(style_image, dataset, output, batch_size, lr, data_limit, seed
 @click.option("--iterations", type=click.IntRange(min=1), default=200_000, show_default=True)
 @click.option("--width", type=click.IntRange(min=1), default=64, show_default=True)
 @click.option("--blocks", type=click.IntRange(min=0), default=4, show_default=True)
+@click.option("--residual/--no-residual", default=True, show_default=True,
+              help="Learn a correction to the bicubic upscale (far fewer steps); --no-residual: the paper's "
+                   "plain tanh output.")
 @click.option("--name", default=None, help="Catalog name (default: OUT's stem).")
 @click.option("--eval-set", "eval_sets", multiple=True, metavar="NAME=DIR",
               help="Measure PSNR/SSIM against bicubic on this folder of HR images (repeatable).")
 def superres_command(scale, loss, dataset, output, batch_size, lr, data_limit, seed, no_progress, device, amp,
                      channels_last, checkpoint, checkpoint_every, resume, time_limit, preview_every, preview_dir,
                      catalog, loss_net, loss_net_weights, feature_taps, tv_weight, patch_size, iterations, width,
-                     blocks, name, eval_sets):
+                     blocks, residual, name, eval_sets):
     """Train a ×4/×8 SR network: livestyle train superres --scale 4 --loss pixel --dataset DIR -o FILE."""
     from ..train import SuperResRecipe, train_superres
 
@@ -180,7 +185,8 @@ def superres_command(scale, loss, dataset, output, batch_size, lr, data_limit, s
         sets[set_name] = folder
     recipe = SuperResRecipe(dataset=dataset, scale=int(scale), loss=loss, loss_net=loss_net,
                             feature_taps=_taps(feature_taps), tv_weight=tv_weight, width=width, blocks=blocks,
-                            patch_size=patch_size, batch_size=batch_size, iterations=iterations, lr=lr, seed=seed,
+                            residual=residual, patch_size=patch_size, batch_size=batch_size, iterations=iterations,
+                            lr=lr or (1e-4 if residual else 1e-3), seed=seed,
                             data_limit=data_limit, loss_net_weights=loss_net_weights)
     options = _run_options(output, device=device, amp=amp, channels_last=channels_last, checkpoint=checkpoint,
                            checkpoint_every=checkpoint_every, resume=resume, preview_dir=preview_dir,

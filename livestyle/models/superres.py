@@ -5,6 +5,7 @@ import math
 from dataclasses import asdict, dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from .transform import NORMS, ConvLayer, ConvNormReLU, ResidualBlock, UpsampleConvNormReLU, to_unit_range
@@ -18,6 +19,7 @@ class SRNetConfig:
     width: int = 64
     blocks: int = 4
     norm: str = "batch"  # the paper's; instance norm would discard each image's brightness and contrast
+    residual: bool = True  # add the bicubic upscale of the input (VDSR); False: the paper's plain tanh output
 
     def __post_init__(self):
         if self.scale < 2 or self.scale & (self.scale - 1):
@@ -37,6 +39,12 @@ class SRNet(nn.Module):
     In eval mode every batch norm is a fixed per-channel affine map (folded into its convolution
     by ``livestyle.engines.rewrites``), so whole frames and tiles see the same function.
 
+    ``residual`` (default): the network predicts a correction to the bicubic upscale of its input
+    (global residual learning, Kim et al., VDSR, CVPR 2016) and the sum is clipped to [0, 1]. At
+    initialisation it is already bicubic, so it needs far fewer steps: on this project's CPU, ×4 with
+    pixel loss beat bicubic on Set5 after 150 steps (28.51 vs 28.43 dB), while the paper's plain
+    tanh output stood at 12.3 dB after 250. ``residual=False`` is the paper's network exactly.
+
     Input: float RGB (N, 3, h, w) in [0, 1]; output (N, 3, scale·h, scale·w) in [0, 1].
     """
 
@@ -50,15 +58,23 @@ class SRNet(nn.Module):
         self.residuals = nn.Sequential(*(ResidualBlock(c, norm=norm) for _ in range(config.blocks)))
         self.upsample = nn.Sequential(*(UpsampleConvNormReLU(c, c, norm=norm) for _ in range(stages)))
         self.tail = ConvLayer(c, 3, 9)
+        if config.residual:  # start as exactly bicubic; training learns the correction
+            nn.init.zeros_(self.tail[1].weight)
+            nn.init.zeros_(self.tail[1].bias)
 
     @property
     def scale(self) -> int:
         return self.config.scale
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return to_unit_range(self.tail(self.upsample(self.residuals(self.head(x)))))
+        y = self.tail(self.upsample(self.residuals(self.head(x))))
+        if not self.config.residual:
+            return to_unit_range(y)
+        bicubic = F.interpolate(x, scale_factor=self.scale, mode="bicubic", align_corners=False)
+        return (bicubic + y).clamp(0.0, 1.0)
 
 
-def sr_net(*, scale: int = 4, width: int = 64, blocks: int = 4, norm: str = "batch") -> SRNet:
-    """The paper's SR network for ×4 or ×8 (64 channels, 4 residual blocks, batch norm)."""
-    return SRNet(SRNetConfig(scale=scale, width=width, blocks=blocks, norm=norm))
+def sr_net(*, scale: int = 4, width: int = 64, blocks: int = 4, norm: str = "batch", residual: bool = True) -> SRNet:
+    """The paper's SR network for ×4 or ×8 (64 channels, 4 residual blocks, batch norm), by default
+    with a global bicubic skip (``residual``; see ``SRNet``)."""
+    return SRNet(SRNetConfig(scale=scale, width=width, blocks=blocks, norm=norm, residual=residual))
