@@ -114,6 +114,22 @@ def test_styles_on_empty_catalog(tmp_path, monkeypatch):
     assert result.exit_code == 0 and "no trained models are installed yet" in result.output
 
 
+def test_styles_lists_style_and_sr_models(tmp_path, monkeypatch, tiny_style_file, tiny_sr_file):
+    from livestyle.catalog import load_model_file
+    from livestyle.train import add_catalog_entry
+
+    for path, task in ((tiny_style_file, "style"), (tiny_sr_file, "superres")):
+        model, _ = load_model_file(path)
+        add_catalog_entry(tmp_path, {"name": path.stem, "task": task, "arch": model.config.to_dict(),
+                                     "file": path.name, "sha256": "0" * 64, "credit": "test credit"}, path)
+    monkeypatch.setenv("LIVESTYLE_WEIGHTS_DIR", str(tmp_path))
+    result = run("styles")
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[1].split()[:3] == ["tiny_style", "style", "full"] and "test credit" in lines[1]
+    assert lines[2].split()[:4] == ["tiny_sr", "superres", "full", "×4,"] and "width 4, 1 blocks" in lines[2]
+
+
 def test_reduced_inference_resolution_keeps_the_size(tmp_path, photo, tiny_style_file, tiny_sr_file):
     out = tmp_path / "half.png"
     result = run("image", photo, "-o", out, "--model", tiny_style_file, "--infer-scale", "0.5", "--upsample", "bicubic")

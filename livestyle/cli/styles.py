@@ -13,7 +13,18 @@ def command():
     if not catalog.entries:
         click.echo(f"no trained models are installed yet (catalog: {catalog.folder / 'catalog.json'})")
         return
-    click.echo(f"{'name':<22}{'task':<10}{'variant':<8}{'architecture':<34}credit")
+    click.echo(f"{'name':<22}{'task':<10}{'variant':<8}{'architecture':<26}credit")
     for entry in catalog.entries.values():
-        arch = ", ".join(f"{k}={v}" for k, v in entry.arch.items())
-        click.echo(f"{entry.name:<22}{entry.task:<10}{entry.variant:<8}{arch:<34}{entry.credit}")
+        click.echo(f"{entry.name:<22}{entry.task:<10}{entry.variant:<8}{architecture(entry.arch):<26}{entry.credit}")
+
+
+def architecture(arch: dict) -> str:
+    """A catalog entry's arch in a few words, e.g. "×4, width 64, 4 blocks"."""
+    words = []
+    if "scale" in arch:
+        words.append(f"×{arch['scale']}")
+    if "width" in arch:
+        words.append(f"width {arch['width']}")
+    if "blocks" in arch:
+        words.append(f"{arch['blocks']} blocks")
+    return ", ".join(words) or "-"
