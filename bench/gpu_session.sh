@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# One GPU call (≤ 10 minutes) that does the most a fresh 15-minute lease allows:
+#   1. train one full style model (default kandinsky; STYLE=starry_night etc.), 300 s of training;
+#   2. the engine latency table of issue 9 (bench/gpu_engines.py: env, checks, style, SR stages).
+# Each part has its own timeout and writes under $OUT as it goes, so a slow part cannot eat the other.
+#
+# Device command (from the repository root; carry bench/carry/caltech101.npz bench/carry/styles
+# bench/carry/content bench/carry/lossnets, made by `python bench/pack_data.py style`):
+#     PYTHONUNBUFFERED=1 bash bench/gpu_session.sh
+# CPU dry run of the same script (seconds):  TINY=1 OUT=/tmp/gpu_session bash bench/gpu_session.sh
+set -u
+OUT=${OUT:?set OUT to the output folder}
+STYLE=${STYLE:-kandinsky}
+declare -A IMAGE=([kandinsky]=composition_vii.jpg [starry_night]=starry_night.jpg [the_scream]=the_scream.jpg
+                  [wave]=wave.jpg)
+mkdir -p "$OUT/train" "$OUT/engines"
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv > "$OUT/gpu.txt" 2>&1 || true
+
+if [ -n "${TINY:-}" ]; then
+    train_args=(--device cpu --iterations 3 --width 4 --blocks 1 --data-limit 8 --budget-s 30 --gatys "")
+    engine_args=(--tiny)
+else
+    train_args=(--batch-size 16 --iterations 10000 --budget-s 300)
+    engine_args=(--stages env checks style sr)
+fi
+
+timeout 420 python3 bench/train_job.py style --name "$STYLE" \
+    --style-image "bench/carry/styles/${IMAGE[$STYLE]}" --pack bench/carry/caltech101.npz \
+    --out "$OUT/train" "${train_args[@]}" > "$OUT/train/stdout.txt" 2>&1
+echo "train: exit $?" | tee -a "$OUT/status.txt"
+
+timeout 150 python3 bench/gpu_engines.py --out "$OUT/engines" "${engine_args[@]}" > "$OUT/engines/stdout.txt" 2>&1
+echo "engines: exit $?" | tee -a "$OUT/status.txt"
