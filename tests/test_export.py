@@ -82,10 +82,16 @@ def test_onnx_runtime_matches_torch_fp32_at_many_sizes(exported_fp32, shape):
     assert np.abs(actual - expected).max() < FP32_TOL
 
 
-def test_sr_export_without_rewrite_runs_at_two_sizes(tmp_path):
+@pytest.mark.parametrize("rewrite", [False, True], ids=["plain", "rewritten"])
+def test_sr_export_runs_at_two_sizes(tmp_path, rewrite):
     torch.manual_seed(0)
     model = sr_net(scale=4, width=4, blocks=1).eval()
-    path = cached_onnx(model, cache_dir=tmp_path)
+    torch.nn.init.normal_(model.tail[1].weight, std=0.02)  # as trained: the correction to bicubic is not zero
+    for m in model.modules():  # trained batch-norm statistics, which the rewrite folds into the convolutions
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.2, 0.2)
+            m.running_var.uniform_(0.5, 1.5)
+    path = cached_onnx(model, cache_dir=tmp_path, rewrite=rewrite)
     for shape in [(1, 3, 9, 13), (2, 3, 16, 16)]:
         x = torch.rand(*shape)
         with torch.no_grad():
