@@ -32,7 +32,7 @@ OUTPUT_NAME = "output"
 ENV_CACHE_DIR = "LIVESTYLE_CACHE_DIR"
 MAX_SIDE = 8192  # the dynamic height/width range stated in the ONNX export
 FORMATS = ("onnx", "tensorrt")
-EXPORT_VERSION = 1  # part of the ONNX cache key: bump when the exported graph changes for the same weights
+EXPORT_VERSION = 2  # part of the ONNX cache key: bump when the exported graph changes for the same weights (2: space-to-depth output conv)
 
 
 def default_cache_dir() -> Path:

@@ -4,8 +4,9 @@ import torch
 from torch import nn
 
 from livestyle import sr_net, transform_net
-from livestyle.engines.rewrites import (FusedInstanceNorm, SubpixelUpsampleConv, rewrite_for_inference,
-                                        safe_half_norms, to_half_keeping_norms_fp32)
+from livestyle.engines.rewrites import (FusedInstanceNorm, SpaceToDepthConv, SubpixelUpsampleConv,
+                                        rewrite_for_inference, safe_half_norms, to_half_keeping_norms_fp32)
+from livestyle.models.transform import ConvLayer
 
 FP32_TOL = 1e-5  # max abs error on [0, 1] images, rewritten vs plain model, FP32
 FP64_TOL = 1e-10
@@ -102,19 +103,40 @@ def test_rewrite_removes_upsamples_and_biases_before_norms():
     assert sum(isinstance(m, SubpixelUpsampleConv) for m in rewritten.modules()) == 2
     norms = [m for m in rewritten.modules() if isinstance(m, FusedInstanceNorm)]
     assert len(norms) == 3 + 2 * 2 + 2
-    biased = [m for m in rewritten.modules() if isinstance(m, nn.Conv2d) and m.bias is not None]
-    assert len(biased) == 1  # only the output conv, which no norm follows
+    biased = [m for m in rewritten.modules() if isinstance(m, (nn.Conv2d, SpaceToDepthConv)) and m.bias is not None]
+    assert biased == [rewritten.decoder[-1]]  # only the output conv, which no norm follows
 
 
 def test_rewrite_folds_batch_norms_into_convolutions():
     model = randomise_norms(sr_net(scale=4, width=8, blocks=2)).double()
     rewritten = rewrite_for_inference(model)
     assert not any(isinstance(m, (nn.BatchNorm2d, nn.Upsample)) for m in rewritten.modules())
-    convs = [m for m in rewritten.modules() if isinstance(m, (nn.Conv2d, SubpixelUpsampleConv))]
+    convs = [m for m in rewritten.modules() if isinstance(m, (nn.Conv2d, SubpixelUpsampleConv, SpaceToDepthConv))]
     assert len(convs) == 1 + 2 * 2 + 2 + 1 and all(c.bias is not None for c in convs)
     x = torch.rand(1, 3, 9, 11, dtype=torch.float64)
     with torch.no_grad():
         assert (rewritten(x) - model(x)).abs().max().item() < FP64_TOL
+
+
+@pytest.mark.parametrize("k,c_in,c_out", [(9, 8, 3), (9, 64, 3), (3, 4, 5), (5, 2, 2)])
+@pytest.mark.parametrize("size", [(16, 16), (10, 14), (8, 6)])
+def test_space_to_depth_conv_equals_reflect_conv(k, c_in, c_out, size):
+    torch.manual_seed(0)
+    layer = ConvLayer(c_in, c_out, k).double()
+    x = torch.rand(2, c_in, *size, dtype=torch.float64)
+    with torch.no_grad():
+        assert (SpaceToDepthConv(layer)(x) - layer(x)).abs().max().item() < FP64_TOL
+
+
+def test_space_to_depth_rewrite_replaces_the_output_convs():
+    style = rewrite_for_inference(transform_net(width=4, blocks=1))
+    sr = rewrite_for_inference(sr_net(scale=4, width=4, blocks=1))
+    assert isinstance(style.decoder[-1], SpaceToDepthConv) and isinstance(sr.tail, SpaceToDepthConv)
+    assert style.decoder[-1].weight.shape == (12, 16, 5, 5)
+    plain = rewrite_for_inference(transform_net(width=4, blocks=1), space_to_depth_output=False)
+    assert not any(isinstance(m, SpaceToDepthConv) for m in plain.modules())
+    with pytest.raises(ValueError):
+        SpaceToDepthConv(ConvLayer(4, 4, 3, stride=2))
 
 
 def test_half_conversion_keeps_norms_fp32():
