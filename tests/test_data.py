@@ -120,3 +120,13 @@ def test_style_and_superres_batches(photo_folder):
     assert high.shape == (2, 3, 40, 40) and low.shape == (2, 3, 5, 5)
     with pytest.raises(InputError, match="multiple of the scale"):
         SuperResData(bank, scale=8, patch=36)
+
+
+def test_low_resolution_input_is_antialiased():
+    # A one-pixel checkerboard has no content a ×4 input can hold: antialiased downsampling gives flat
+    # grey (as MATLAB's imresize and the SR benchmarks do); plain bicubic sampling would alias it.
+    y, x = torch.meshgrid(torch.arange(32), torch.arange(32), indexing="ij")
+    board = ((x + y) % 2).float().expand(1, 3, 32, 32)
+    low = make_low_resolution(board, 4)
+    assert low.shape == (1, 3, 8, 8)
+    assert (low - 0.5).abs().max().item() < 0.02

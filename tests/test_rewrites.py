@@ -73,8 +73,9 @@ def test_fused_instance_norm_half_input_is_finite_on_constant_and_large_frames(d
 
 
 @pytest.mark.parametrize("build", [lambda: transform_net(width=8, blocks=2), lambda: sr_net(scale=4, width=8, blocks=1),
-                                   lambda: sr_net(scale=8, width=8, blocks=1, norm="instance")],
-                         ids=["style", "sr4-batchnorm", "sr8-instancenorm"])
+                                   lambda: sr_net(scale=4, width=8, blocks=1, norm="batch"),
+                                   lambda: sr_net(scale=8, width=8, blocks=1, norm="instance", residual=False)],
+                         ids=["style", "sr4", "sr4-batchnorm", "sr8-paper-instancenorm"])
 @pytest.mark.parametrize("options", [{}, {"subpixel": False}, {"fused_norm": False}], ids=["all", "norm", "subpixel"])
 def test_rewritten_model_matches_plain_model_fp32(build, options):
     torch.manual_seed(0)
@@ -108,7 +109,7 @@ def test_rewrite_removes_upsamples_and_biases_before_norms():
 
 
 def test_rewrite_folds_batch_norms_into_convolutions():
-    model = randomise_norms(sr_net(scale=4, width=8, blocks=2)).double()
+    model = randomise_norms(sr_net(scale=4, width=8, blocks=2, norm="batch")).double()
     rewritten = rewrite_for_inference(model)
     assert not any(isinstance(m, (nn.BatchNorm2d, nn.Upsample)) for m in rewritten.modules())
     convs = [m for m in rewritten.modules() if isinstance(m, (nn.Conv2d, SubpixelUpsampleConv, SpaceToDepthConv))]

@@ -167,13 +167,17 @@ def style_command(style_image, dataset, output, batch_size, lr, data_limit, seed
 @click.option("--residual/--no-residual", default=True, show_default=True,
               help="Learn a correction to the bicubic upscale (far fewer steps); --no-residual: the paper's "
                    "plain tanh output.")
+@click.option("--norm", type=click.Choice(["none", "batch"]), default="none", show_default=True,
+              help="Norm layers (batch: the paper's; none trained better here).")
+@click.option("--blur", "blur_sigma", type=click.FloatRange(min=0), default=0.0, show_default=True,
+              help="Gaussian blur σ before the antialiased bicubic downsampling of the inputs (the paper: 1.0).")
 @click.option("--name", default=None, help="Catalog name (default: OUT's stem).")
 @click.option("--eval-set", "eval_sets", multiple=True, metavar="NAME=DIR",
               help="Measure PSNR/SSIM against bicubic on this folder of HR images (repeatable).")
 def superres_command(scale, loss, dataset, output, batch_size, lr, data_limit, seed, no_progress, device, amp,
                      channels_last, checkpoint, checkpoint_every, resume, time_limit, preview_every, preview_dir,
                      catalog, loss_net, loss_net_weights, feature_taps, tv_weight, patch_size, iterations, width,
-                     blocks, residual, name, eval_sets):
+                     blocks, residual, norm, blur_sigma, name, eval_sets):
     """Train a ×4/×8 SR network: livestyle train superres --scale 4 --loss pixel --dataset DIR -o FILE."""
     from ..train import SuperResRecipe, train_superres
 
@@ -185,7 +189,8 @@ def superres_command(scale, loss, dataset, output, batch_size, lr, data_limit, s
         sets[set_name] = folder
     recipe = SuperResRecipe(dataset=dataset, scale=int(scale), loss=loss, loss_net=loss_net,
                             feature_taps=_taps(feature_taps), tv_weight=tv_weight, width=width, blocks=blocks,
-                            residual=residual, patch_size=patch_size, batch_size=batch_size, iterations=iterations,
+                            residual=residual, norm=norm, blur_sigma=blur_sigma, patch_size=patch_size,
+                            batch_size=batch_size, iterations=iterations,
                             lr=lr or (1e-4 if residual else 1e-3), seed=seed,
                             data_limit=data_limit, loss_net_weights=loss_net_weights)
     options = _run_options(output, device=device, amp=amp, channels_last=channels_last, checkpoint=checkpoint,
