@@ -1,6 +1,6 @@
 """Quality of every catalog style model beside Gatys, written into its catalog entry.
 
-    python bench/style_quality.py [--names a,b] [--iters 100,500] [--size 512] [--infer-scale 0.5 ...]
+    python bench/style_quality.py [--names a,b] [--iters 100,500] [--size 256] [--infer-scale 0.5 ...]
 
 For each style: ``livestyle eval style --style NAME --style-image <its recipe's style image>
 --content <every photo in shared content/> --iters … --size … --infer-scale …`` (the same loss network
@@ -37,7 +37,7 @@ def main() -> None:
     parser.add_argument("--shared", type=Path, default=ROOT.parent / "shared" / "data")
     parser.add_argument("--names", default=None, help="Comma-separated catalog styles (default: all).")
     parser.add_argument("--iters", default="100,500")
-    parser.add_argument("--size", type=int, default=512)
+    parser.add_argument("--size", type=int, default=256, help="long side of the content photos (eval style's default)")
     parser.add_argument("--infer-scale", dest="infer_scales", action="append", default=[])
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "style-quality")
     args = parser.parse_args()
