@@ -15,8 +15,9 @@ rounding; ``tests/test_rewrites.py`` checks each against the plain model in FP32
 - A batch norm (the SR network's) is, in eval mode, a fixed per-channel affine map: it is folded
   into the convolution before it (scaled weights, shifted bias) and disappears.
 - ``SpaceToDepthConv``: the final 9×9 convolution to RGB, computed at half resolution on a
-  space-to-depth input with 12 phase outputs. On this project's 2-core CPU it cut the width-8 style
-  net's ONNX Runtime time at 640×480 by about 30% (one thread: 167–199 ms → 119–146 ms).
+  space-to-depth input with 12 phase outputs. Width-8 style net, ONNX Runtime, 640×480, this
+  project's 2-core CPU: one thread (machine loaded) 167–199 → 119–146 ms; two threads, A/B
+  interleaved on a quiet machine, 117 → 106 ms median (bench/results/cpu-engines-idle-s2d/).
 """
 from __future__ import annotations
 

@@ -1,0 +1,82 @@
+"""A/B of the space-to-depth output rewrite under the same conditions: ONNX Runtime (CPU, all graph
+optimisations, default threads) on the same exported net with and without it, runs interleaved.
+
+    .venv/bin/python bench/s2d_ab.py [--width 8] [--size 480x640] [--rounds 5] [--out DIR]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from livestyle.engines.benchmark import cpu_model  # noqa: E402
+from livestyle.engines.onnx_engine import import_onnxruntime, session_options  # noqa: E402
+from livestyle.engines.rewrites import rewrite_for_inference  # noqa: E402
+from livestyle.models import transform_net  # noqa: E402
+
+
+def export(net: torch.nn.Module, path: Path) -> None:
+    sample = torch.rand(1, 3, 64, 64)
+    dims = {2: torch.export.Dim("height", min=8, max=4096), 3: torch.export.Dim("width", min=8, max=4096)}
+    torch.onnx.export(net, (sample,), str(path), dynamo=True, input_names=["input"], output_names=["output"],
+                      dynamic_shapes=(dims,), verbose=False)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--width", type=int, default=8)
+    parser.add_argument("--size", default="480x640", help="HxW")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--iters", type=int, default=10)
+    parser.add_argument("--out", default=None)
+    args = parser.parse_args()
+    h, w = map(int, args.size.split("x"))
+    torch.manual_seed(0)
+    model = transform_net(width=args.width, blocks=5).eval()
+    ort = import_onnxruntime()
+    x = np.random.default_rng(0).random((1, 3, h, w), dtype=np.float32)
+    sessions, outputs = {}, {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for label, s2d in (("sub-pixel rewrite only", False), ("+ space-to-depth output", True)):
+            path = Path(tmp) / f"{s2d}.onnx"
+            export(rewrite_for_inference(model, fused_norm=False, space_to_depth_output=s2d), path)
+            sessions[label] = ort.InferenceSession(str(path), session_options(ort), providers=["CPUExecutionProvider"])
+            outputs[label] = sessions[label].run(None, {"input": x})[0]
+    times = {label: [] for label in sessions}
+    for _ in range(args.rounds):
+        for label, session in sessions.items():
+            for _ in range(args.iters):
+                start = time.perf_counter()
+                session.run(None, {"input": x})
+                times[label].append((time.perf_counter() - start) * 1000)
+    a, b = outputs.values()
+    result = {"device": f"CPU: {cpu_model()}, {os.cpu_count()} cores", "width": args.width, "size": [h, w],
+              "load_after": os.getloadavg(), "max_abs_diff": float(np.abs(a - b).max()),
+              "ms_median": {k: statistics.median(v) for k, v in times.items()},
+              "ms_p90": {k: float(np.percentile(v, 90)) for k, v in times.items()}}
+    lines = [f"# Space-to-depth output rewrite, A/B (width {args.width}, {h}×{w}, ONNX Runtime CPU)", "",
+             f"{result['device']}; runs interleaved, {args.rounds}×{args.iters} each; load after "
+             f"{result['load_after'][0]:.2f}; outputs differ by at most {result['max_abs_diff']:.1e}.", "",
+             "| graph | median ms | p90 ms |", "|---|---|---|"]
+    lines += [f"| {k} | {result['ms_median'][k]:.1f} | {result['ms_p90'][k]:.1f} |" for k in sessions]
+    text = "\n".join(lines) + "\n"
+    print(text)
+    if args.out:
+        Path(args.out).mkdir(parents=True, exist_ok=True)
+        Path(args.out, "s2d-ab.json").write_text(json.dumps(result, indent=2) + "\n")
+        Path(args.out, "s2d-ab.md").write_text(text)
+
+
+if __name__ == "__main__":
+    main()
