@@ -23,14 +23,8 @@ sys.path.insert(0, str(ROOT))
 from livestyle.engines.benchmark import cpu_model  # noqa: E402
 from livestyle.engines.onnx_engine import import_onnxruntime, session_options  # noqa: E402
 from livestyle.engines.rewrites import rewrite_for_inference  # noqa: E402
+from livestyle.export import INPUT_NAME, export_onnx  # noqa: E402
 from livestyle.models import transform_net  # noqa: E402
-
-
-def export(net: torch.nn.Module, path: Path) -> None:
-    sample = torch.rand(1, 3, 64, 64)
-    dims = {2: torch.export.Dim("height", min=8, max=4096), 3: torch.export.Dim("width", min=8, max=4096)}
-    torch.onnx.export(net, (sample,), str(path), dynamo=True, input_names=["input"], output_names=["output"],
-                      dynamic_shapes=(dims,), verbose=False)
 
 
 def main() -> None:
@@ -50,15 +44,15 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for label, s2d in (("sub-pixel rewrite only", False), ("+ space-to-depth output", True)):
             path = Path(tmp) / f"{s2d}.onnx"
-            export(rewrite_for_inference(model, fused_norm=False, space_to_depth_output=s2d), path)
+            export_onnx(rewrite_for_inference(model, fused_norm=False, space_to_depth_output=s2d), path)
             sessions[label] = ort.InferenceSession(str(path), session_options(ort), providers=["CPUExecutionProvider"])
-            outputs[label] = sessions[label].run(None, {"input": x})[0]
+            outputs[label] = sessions[label].run(None, {INPUT_NAME: x})[0]
     times = {label: [] for label in sessions}
     for _ in range(args.rounds):
         for label, session in sessions.items():
             for _ in range(args.iters):
                 start = time.perf_counter()
-                session.run(None, {"input": x})
+                session.run(None, {INPUT_NAME: x})
                 times[label].append((time.perf_counter() - start) * 1000)
     a, b = outputs.values()
     result = {"device": f"CPU: {cpu_model()}, {os.cpu_count()} cores", "width": args.width, "size": [h, w],
