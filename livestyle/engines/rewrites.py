@@ -49,6 +49,13 @@ def phase_kernels(weight: torch.Tensor) -> torch.Tensor:
     return kernels.reshape(4 * c_out, c_in, 2, 2).to(weight.dtype)
 
 
+def _phase_bias(conv: nn.Conv2d) -> nn.Parameter | None:
+    """``conv``'s bias for its four phase outputs per channel (pixel-shuffle order), or None."""
+    if conv.bias is None:
+        return None
+    return nn.Parameter(conv.bias.detach().repeat_interleave(4), requires_grad=False)
+
+
 class SubpixelUpsampleConv(nn.Module):
     """Same output as ``Upsample(×2, nearest) → ReflectionPad2d(1) → Conv2d(3×3)``, computed at the low resolution.
 
@@ -61,8 +68,7 @@ class SubpixelUpsampleConv(nn.Module):
             raise ValueError("the sub-pixel rewrite needs a plain 3×3 stride-1 convolution")
         self.out_channels = conv.out_channels
         self.weight = nn.Parameter(phase_kernels(conv.weight.detach()), requires_grad=False)
-        bias = conv.bias.detach().repeat_interleave(4) if conv.bias is not None else None
-        self.bias = None if bias is None else nn.Parameter(bias, requires_grad=False)
+        self.bias = _phase_bias(conv)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         n, _, h, w = x.shape
@@ -116,8 +122,7 @@ class SpaceToDepthConv(nn.Module):
             raise ValueError("the space-to-depth rewrite needs an odd k×k stride-1 convolution after reflection padding k//2")
         self.pad = k // 2
         self.weight = nn.Parameter(space_to_depth_kernels(conv.weight.detach()), requires_grad=False)
-        bias = conv.bias.detach().repeat_interleave(4) if conv.bias is not None else None
-        self.bias = None if bias is None else nn.Parameter(bias, requires_grad=False)
+        self.bias = _phase_bias(conv)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         p = self.pad
