@@ -101,7 +101,7 @@ def main() -> None:
         sets = dict(item.split("=", 1) for item in args.eval_set)
         recipe = SuperResRecipe(dataset=str(args.pack), scale=args.scale, loss=args.loss, width=args.width or 64,
                                 blocks=args.blocks if args.blocks is not None else 4, patch_size=288,
-                                batch_size=args.batch_size, iterations=args.iterations, lr=args.lr or 1e-4,
+                                batch_size=args.batch_size, iterations=args.iterations, lr=args.lr,
                                 seed=args.seed, data_limit=args.data_limit, loss_net_weights=str(args.lossnet))
         result = train_superres(recipe, model_path, options, name=args.name, quality_sets=sets or None,
                                 on_log=on_log)

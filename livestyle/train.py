@@ -137,7 +137,7 @@ class SuperResRecipe:
     blur_sigma: float = 0.0  # the paper: 1.0
     batch_size: int = 4
     iterations: int = 200_000
-    lr: float = 1e-4  # the bicubic-skip net (at 1e-3 Adam's first steps overshoot); the paper's: 1e-3
+    lr: float | None = None  # None: 1e-4 with the bicubic skip (at 1e-3 Adam's first steps overshoot), else 1e-3
     seed: int = 0
     data_limit: int | None = None
     loss_net_weights: str | None = None
@@ -147,7 +147,8 @@ class SuperResRecipe:
             raise TrainingError(f"SR loss must be pixel or feat, got {self.loss!r}")
         taps = tuple(self.feature_taps) if self.feature_taps else SR_FEATURE_TAPS.get(self.loss_net, ())
         tv = SR_TV_WEIGHT[self.loss] if self.tv_weight is None else float(self.tv_weight)
-        return replace(self, feature_taps=taps if self.loss == "feat" else (), tv_weight=tv)
+        lr = (1e-4 if self.residual else 1e-3) if self.lr is None else float(self.lr)
+        return replace(self, feature_taps=taps if self.loss == "feat" else (), tv_weight=tv, lr=lr)
 
     def to_dict(self) -> dict:
         d = asdict(self.resolved())

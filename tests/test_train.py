@@ -258,3 +258,9 @@ def test_add_catalog_entry_replaces_in_place(tmp_path):
     add_catalog_entry(tmp_path, record("b", "new"))
     models = json.loads((tmp_path / "catalog.json").read_text())["models"]
     assert [m["name"] for m in models] == ["a", "b", "c"] and models[1]["description"] == "new"
+
+
+def test_superres_learning_rate_follows_the_network():
+    assert SuperResRecipe(dataset="d").resolved().lr == 1e-4  # bicubic skip: 1e-3 overshoots
+    assert SuperResRecipe(dataset="d", residual=False).resolved().lr == 1e-3  # the paper's network
+    assert SuperResRecipe(dataset="d", lr=3e-4).resolved().lr == 3e-4

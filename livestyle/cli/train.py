@@ -191,7 +191,7 @@ def superres_command(scale, loss, dataset, output, batch_size, lr, data_limit, s
                             feature_taps=_taps(feature_taps), tv_weight=tv_weight, width=width, blocks=blocks,
                             residual=residual, norm=norm, blur_sigma=blur_sigma, patch_size=patch_size,
                             batch_size=batch_size, iterations=iterations,
-                            lr=lr or (1e-4 if residual else 1e-3), seed=seed,
+                            lr=lr, seed=seed,
                             data_limit=data_limit, loss_net_weights=loss_net_weights)
     options = _run_options(output, device=device, amp=amp, channels_last=channels_last, checkpoint=checkpoint,
                            checkpoint_every=checkpoint_every, resume=resume, preview_dir=preview_dir,
