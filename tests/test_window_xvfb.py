@@ -179,10 +179,12 @@ def test_cam_window_shows_stylised_frames(tmp_path, xvfb):
         assert left_score > 0.95 and right_score > 0.97, f"side by side: {left_score:.3f}, {right_score:.3f}"
 
         key(xvfb, window, "s")  # snapshot of what is shown
+        # Only finished files: the snapshot is written under a hidden temporary name, then renamed
+        # (pathlib's "*" would also match that hidden half-written file).
         deadline = time.time() + 10
-        while not list(snapshots.glob("*.png")) and time.time() < deadline:
+        while not list(snapshots.glob("livestyle-*.png")) and time.time() < deadline:
             time.sleep(0.1)
-        (snap,) = list(snapshots.glob("*.png"))
+        (snap,) = list(snapshots.glob("livestyle-*.png"))
         assert cv2.imread(str(snap)).shape == (120, 320, 3)
 
         key(xvfb, window, "b")  # back to the stylised view alone
