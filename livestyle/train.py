@@ -103,6 +103,7 @@ class StyleRecipe:
     objective: ObjectiveConfig = ObjectiveConfig(style_size=256)
     width: int = 32
     blocks: int = 5
+    pixel_shuffle: bool = False  # the CPU-fast architecture (TransformNetConfig)
     image_size: int = 256
     batch_size: int = 4
     iterations: int = 40_000
@@ -237,7 +238,8 @@ class StyleTask(_Task):
         self.recipe = recipe
         self.config = style_objective_config(recipe)
         self.objective = objective
-        self.model = transform_net(width=recipe.width, blocks=recipe.blocks).to(device)
+        self.model = transform_net(width=recipe.width, blocks=recipe.blocks,
+                                   pixel_shuffle=recipe.pixel_shuffle).to(device)
         self.data = StyleData(bank, recipe.image_size)
         self.batch_size = recipe.batch_size
         self.preview_image = preview_image
@@ -571,7 +573,7 @@ def train_style(recipe: StyleRecipe, output: str | os.PathLike, options: RunOpti
         quality = measure_style_quality(result.model, task.objective, quality_images, device, gatys_iterations)
     name = name or Path(output).stem
     credit = _style_credit(recipe.style_image)
-    entry = _finish(result, output, name=name, task="style", arch={"width": recipe.width, "blocks": recipe.blocks},
+    entry = _finish(result, output, name=name, task="style", arch=result.model.config.to_dict(),
                     variant=variant, recipe=recipe_dict, recipe_extra={
                         "loss_net": task.config.loss_net,
                         "loss_net_weights_sha256": task.objective.lossnet.weights_sha256,

@@ -49,12 +49,34 @@ def test_torch_engine_cpu_matches_model():
         assert out.shape == expected.shape and (out - expected).abs().max().item() < FP32_TOL
 
 
-@pytest.mark.parametrize("options, message", [({"fp16": True}, "CUDA"), ({"precision": "bf16"}, "CUDA"),
+@pytest.mark.parametrize("options, message", [({"fp16": True}, "CUDA"), ({"precision": "fp16"}, "CUDA"),
                                               ({"cuda_graphs": True}, "CUDA graphs"),
                                               ({"precision": "int4"}, "unknown precision")])
 def test_torch_engine_rejects_gpu_only_options_on_cpu(options, message):
     with pytest.raises(BackendUnavailableError, match=message):
         TorchEngine(tiny_style(), device="cpu", **options)
+
+
+def test_cpu_bf16_needs_native_bf16(monkeypatch):
+    import livestyle.engines.torch_engine as torch_engine
+
+    monkeypatch.setattr(torch_engine, "cpu_has_native_bf16", lambda: False)
+    with pytest.raises(BackendUnavailableError, match="AVX512-BF16 or AMX"):
+        TorchEngine(tiny_style(), device="cpu", precision="bf16")
+
+
+@pytest.mark.skipif(not torch.cpu._is_avx512_bf16_supported() and not torch.cpu._is_amx_tile_supported(),
+                    reason="needs a CPU with native BF16 (AVX512-BF16 or AMX)")
+@pytest.mark.parametrize("pixel_shuffle", [False, True])
+def test_cpu_bf16_close_to_fp32(pixel_shuffle):
+    model = transform_net(width=4, blocks=1, pixel_shuffle=pixel_shuffle)
+    x = natural_image(96, 80)
+    expected = TorchEngine(model, device="cpu")(x)
+    engine = TorchEngine(model, device="cpu", precision="bf16")
+    assert engine.name == "torch-cpu-bf16"
+    out = engine(x)
+    assert out.dtype == torch.float32 and out.shape == expected.shape
+    assert psnr(out, expected) > 35.0  # BF16 keeps 8 mantissa bits: ≈ 1/255 per value at worst here
 
 
 def test_auto_on_cpu_says_what_it_chose():
@@ -78,6 +100,30 @@ def test_onnx_engine_matches_torch_and_handles_new_sizes(export_cache):
             expected = model(x)
         out = engine(x)
         assert out.shape == expected.shape and (out - expected).abs().max().item() < FP32_TOL
+
+
+def test_onnx_engine_runs_the_pixel_shuffle_net(export_cache):
+    torch.manual_seed(0)
+    model = transform_net(width=4, blocks=1, pixel_shuffle=True).eval()
+    engine = create_engine(model, backend="onnx", device="cpu", cache_dir=export_cache)
+    for shape in [(1, 3, 30, 41), (1, 3, 8, 12)]:
+        x = torch.rand(*shape)
+        with torch.no_grad():
+            expected = model(x)
+        out = engine(x)
+        assert out.shape == expected.shape and (out - expected).abs().max().item() < FP32_TOL
+
+
+def test_half_precision_on_the_cpu_is_bf16_with_torch(monkeypatch):
+    import livestyle.engines.torch_engine as torch_engine
+
+    monkeypatch.setattr(torch_engine, "cpu_has_native_bf16", lambda: True)
+    for backend in ("auto", "torch"):
+        engine = create_engine(transform_net(width=8, blocks=1), backend=backend, device="cpu", fp16=True)
+        assert engine.name == "torch-cpu-bf16"
+    monkeypatch.setattr(torch_engine, "cpu_has_native_bf16", lambda: False)
+    with pytest.raises(BackendUnavailableError, match="AVX512-BF16 or AMX"):
+        create_engine(tiny_style(), backend="auto", device="cpu", fp16=True)
 
 
 def test_onnx_engine_fp16_needs_cuda(export_cache):

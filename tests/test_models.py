@@ -4,9 +4,10 @@ import torch
 from livestyle.models import SRNet, SRNetConfig, TransformNet, sr_net, transform_net
 
 
+@pytest.mark.parametrize("pixel_shuffle", [False, True])
 @pytest.mark.parametrize("h,w", [(16, 16), (17, 23), (33, 18), (5, 7), (1, 1)])
-def test_transform_net_keeps_any_size(h, w):
-    net = transform_net(width=4, blocks=1).eval()
+def test_transform_net_keeps_any_size(h, w, pixel_shuffle):
+    net = transform_net(width=4, blocks=1, pixel_shuffle=pixel_shuffle).eval()
     y = net(torch.rand(2, 3, h, w))
     assert y.shape == (2, 3, h, w)
     assert y.min() >= 0 and y.max() <= 1 and torch.isfinite(y).all()
@@ -47,6 +48,7 @@ def _sr_after_a_step():
 
 
 @pytest.mark.parametrize("make", [lambda: transform_net(width=4, blocks=1), _sr_after_a_step,
+                                  lambda: transform_net(width=4, blocks=1, pixel_shuffle=True),
                                   lambda: sr_net(scale=4, width=4, blocks=1, residual=False)])
 def test_gradients_reach_every_parameter(make):
     net = make()
@@ -61,7 +63,7 @@ def test_bad_scale_rejected():
 
 def test_config_round_trip():
     net = transform_net(width=8, blocks=3)
-    assert isinstance(net, TransformNet) and net.config.to_dict() == {"width": 8, "blocks": 3}
+    assert isinstance(net, TransformNet) and net.config.to_dict() == {"width": 8, "blocks": 3, "pixel_shuffle": False}
     assert isinstance(SRNet(SRNetConfig(**sr_net(scale=8).config.to_dict())), SRNet)
 
 
@@ -91,3 +93,20 @@ def test_residual_sr_net_starts_as_bicubic_and_paper_form_is_kept():
         paper = sr_net(scale=4, width=8, blocks=1, residual=False).eval()
         assert not torch.allclose(paper(x), bicubic, atol=1e-2)  # the paper's net starts anywhere
     assert paper.config.to_dict()["residual"] is False
+
+
+def test_pixel_shuffle_net_has_no_full_resolution_feature_map():
+    net = transform_net(width=4, blocks=1, pixel_shuffle=True).eval()
+    conv_inputs = []
+    for module in net.modules():
+        if isinstance(module, torch.nn.Conv2d):
+            module.register_forward_hook(lambda m, args, out: conv_inputs.append(args[0].shape))
+    net(torch.rand(1, 3, 32, 48))
+    assert len(conv_inputs) == 6  # stem, stride-2 conv, 2 in the block, upsampling conv, head
+    assert all(shape[-2] <= 16 + 2 and shape[-1] <= 24 + 2 for shape in conv_inputs)  # ≤ half size + reflection pad
+    # the plain net, for contrast, convolves full-size maps (its 9×9 convs)
+    plain = transform_net(width=4, blocks=1).eval()
+    full = []
+    plain.encoder[0][0][1].register_forward_hook(lambda m, args, out: full.append(args[0].shape))
+    plain(torch.rand(1, 3, 32, 48))
+    assert full[0][-2:] == (32 + 8, 48 + 8)

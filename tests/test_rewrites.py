@@ -72,10 +72,12 @@ def test_fused_instance_norm_half_input_is_finite_on_constant_and_large_frames(d
     assert (out.float() - reference).abs().max().item() < 0.05
 
 
-@pytest.mark.parametrize("build", [lambda: transform_net(width=8, blocks=2), lambda: sr_net(scale=4, width=8, blocks=1),
+@pytest.mark.parametrize("build", [lambda: transform_net(width=8, blocks=2),
+                                   lambda: transform_net(width=8, blocks=2, pixel_shuffle=True),
+                                   lambda: sr_net(scale=4, width=8, blocks=1),
                                    lambda: sr_net(scale=4, width=8, blocks=1, norm="batch"),
                                    lambda: sr_net(scale=8, width=8, blocks=1, norm="instance", residual=False)],
-                         ids=["style", "sr4", "sr4-batchnorm", "sr8-paper-instancenorm"])
+                         ids=["style", "style-pixel-shuffle", "sr4", "sr4-batchnorm", "sr8-paper-instancenorm"])
 @pytest.mark.parametrize("options", [{}, {"subpixel": False}, {"fused_norm": False}], ids=["all", "norm", "subpixel"])
 def test_rewritten_model_matches_plain_model_fp32(build, options):
     torch.manual_seed(0)

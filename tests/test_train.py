@@ -151,11 +151,13 @@ def test_cli_trains_and_reports_skipped_images(style_image, dataset, lossnet_wei
         "train", "style", "--style-image", str(style_image), "--dataset", str(dataset), "-o", str(out),
         "--loss-net-weights", str(lossnet_weights), "--iterations", "2", "--width", "4", "--blocks", "1",
         "--image-size", "32", "--style-size", "48", "--batch-size", "2", "--device", "cpu", "--no-progress",
-        "--style-tap-weights", "conv1=2", "--catalog", str(tmp_path)])
+        "--style-tap-weights", "conv1=2", "--catalog", str(tmp_path), "--pixel-shuffle"])
     assert run.exit_code == 0, run.output
     assert "skipped 1 unreadable image(s) of 7" in run.output
     entry = Catalog(tmp_path).get("cli")
     assert entry.recipe["objective"]["style_tap_weights"]["conv1"] == 2.0
+    assert entry.arch == {"width": 4, "blocks": 1, "pixel_shuffle": True} and entry.recipe["pixel_shuffle"]
+    assert Catalog(tmp_path).load(entry).config.pixel_shuffle
     assert (tmp_path / "cli.ckpt").is_file()
 
 

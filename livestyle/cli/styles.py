@@ -27,4 +27,6 @@ def architecture(arch: dict) -> str:
         words.append(f"width {arch['width']}")
     if "blocks" in arch:
         words.append(f"{arch['blocks']} blocks")
+    if arch.get("pixel_shuffle"):
+        words.append("pixel-shuffle")
     return ", ".join(words) or "-"

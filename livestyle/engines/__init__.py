@@ -49,6 +49,9 @@ def create_engine(model: nn.Module, *, backend: str = "auto", device: str | None
                   cache_dir: str | os.PathLike | None = None) -> Engine:
     """Build the engine for ``model``; ``auto`` picks the fastest backend present (see ``engine.name``).
 
+    ``fp16``: half precision: FP16 on CUDA; on the CPU, BF16 with the torch backend (CPUs with
+    AVX512-BF16 or AMX only; not exact: bench/results/cpu-realtime/ has its loss and speed).
+
     ``infer_scale`` < 1 (style models only): infer at that fraction of the input size, then upsample
     with ``upsample`` ("guided": edge-aware, or "bicubic"); not exact, a speed option for slow CPUs.
     ``cache_dir``: where ONNX exports and TensorRT engines are cached (default: export.default_cache_dir()).
@@ -72,9 +75,11 @@ def _create_base_engine(model: nn.Module, *, backend: str, device: torch.device,
                 # FP16 is TensorRT's point; its FP16 graph keeps instance norms in FP32.
                 return TensorRTEngine(model, device=device, fp16=True, cache_dir=cache_dir)
             return TorchEngine(model, device=device, fp16=fp16)
-        backend = preferred_cpu_backend(model)
+        # The CPU's half precision is BF16, which only the torch engine runs.
+        backend = "torch" if fp16 else preferred_cpu_backend(model)
     if backend == "torch":
-        return TorchEngine(model, device=device, fp16=fp16)
+        half = "bf16" if device.type == "cpu" else "fp16"
+        return TorchEngine(model, device=device, precision=half if fp16 else "fp32")
     if backend == "onnx":
         from .onnx_engine import OnnxRuntimeEngine
 

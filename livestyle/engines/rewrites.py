@@ -228,7 +228,7 @@ def rewrite_for_inference(model: nn.Module, *, subpixel: bool = True, fused_norm
     always dropped; batch norms are always folded into their convolutions.
     """
     new = copy.deepcopy(model).eval()
-    if space_to_depth_output and isinstance(new, TransformNet):
+    if space_to_depth_output and isinstance(new, TransformNet) and not new.config.pixel_shuffle:
         new.decoder[-1] = SpaceToDepthConv(new.decoder[-1])
     elif space_to_depth_output and isinstance(new, SRNet):
         new.tail = SpaceToDepthConv(new.tail)

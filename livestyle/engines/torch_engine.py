@@ -16,6 +16,13 @@ DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 MAX_CUDA_GRAPHS = 8  # one graph per input shape; bounded so that many sizes cannot exhaust GPU memory
 
 
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU computes BF16 in hardware (AVX512-BF16 or AMX), where oneDNN's BF16
+    convolutions beat FP32; elsewhere BF16 is emulated and slower."""
+    probes = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+    return any(getattr(torch.cpu, probe, lambda: False)() for probe in probes)
+
+
 def resolve_device(device: str | None) -> torch.device:
     """``None``/"auto" → CUDA if present, else CPU. An explicit CUDA device that is absent is an error."""
     if device in (None, "auto"):
@@ -32,8 +39,10 @@ def resolve_device(device: str | None) -> torch.device:
 class TorchEngine:
     """Runs a network with PyTorch.
 
-    ``precision``: "fp32" | "fp16" | "bf16" (half precisions need CUDA; instance norms then keep their
-    statistics and normalisation in FP32). ``rewrites``: the exact sub-pixel upsample rewrite
+    ``precision``: "fp32" | "fp16" | "bf16". FP16 needs CUDA; BF16 runs on CUDA or on a CPU with
+    native BF16 (``cpu_has_native_bf16``). On CUDA the instance norms keep their statistics and
+    normalisation in FP32; on the CPU they stay torch's own (which accumulates BF16 in FP32): FP32
+    norms there cost 50% more time for no measurable gain (bench/results/cpu-bf16/). ``rewrites``: the exact sub-pixel upsample rewrite
     (rewrites.py); default on for the CPU, where it took 10–30% less CPU time at 640×480 (the fused
     instance norm measured slower than torch's own there, so it is used only for half precision's
     FP32 statistics), off on CUDA (not yet measured there). The name lists options that differ from
@@ -50,22 +59,25 @@ class TorchEngine:
         precision = precision or ("fp16" if fp16 else "fp32")
         if precision not in DTYPES:
             raise BackendUnavailableError(f"unknown precision {precision!r}; known: {', '.join(DTYPES)}")
-        if precision != "fp32" and self.device.type != "cuda":
-            raise BackendUnavailableError(f"--fp16/{precision} needs a CUDA device; this run is on the CPU")
+        on_cpu = self.device.type == "cpu"
+        if on_cpu and precision == "fp16":
+            raise BackendUnavailableError("FP16 needs a CUDA device; on the CPU half precision is BF16")
+        if on_cpu and precision == "bf16" and not cpu_has_native_bf16():
+            raise BackendUnavailableError("BF16 on the CPU needs AVX512-BF16 or AMX, which this CPU lacks")
         self.dtype = DTYPES[precision]
         self.scale = int(getattr(model, "scale", 1))
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
 
-        on_cpu = self.device.type == "cpu"
         default_rewrites = on_cpu
         rewrites = default_rewrites if rewrites is None else rewrites
         net = copy.deepcopy(model).eval()  # moving or casting must not change the caller's model
         if rewrites:
             net = rewrite_for_inference(net, fused_norm=False)
-        if self.dtype != torch.float32:
+        half = self.dtype != torch.float32
+        if half and not on_cpu:
             net = safe_half_norms(net)  # FP32 statistics for every instance norm
         net = net.to(self.device)
-        if self.dtype != torch.float32:
+        if half:
             net = to_half_keeping_norms_fp32(net, self.dtype)
         self.model = net.to(memory_format=self.memory_format)
         for p in self.model.parameters():

@@ -92,10 +92,18 @@ def to_unit_range(x: torch.Tensor) -> torch.Tensor:
 
 @dataclass(frozen=True)
 class TransformNetConfig:
-    """Architecture of a TransformNet: ``width`` is the first conv's channels (32 in the paper)."""
+    """Architecture of a TransformNet: ``width`` is the first conv's channels (32 in the paper).
+
+    ``pixel_shuffle``: the CPU-fast variant. The full-resolution layers (9×9 conv to ``width``, then
+    the stride-2 conv to 2·width; at the end the upsampling conv to ``width``, then the 9×9 conv to
+    RGB) become PixelUnshuffle(2) → 3×3 conv to 2·width, and 3×3 conv to 12 → PixelShuffle(2).
+    No feature map is held at full resolution; the half- and quarter-resolution stages keep the
+    paper's channels (2·width, 4·width).
+    """
 
     width: int = 32
     blocks: int = 5
+    pixel_shuffle: bool = False
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -106,6 +114,7 @@ class TransformNet(nn.Module):
 
     9×9 conv w → 3×3 conv 2w /2 → 3×3 conv 4w /2 → ``blocks`` residual blocks (4w)
     → up ×2 conv 2w → up ×2 conv w → 9×9 conv 3 → scaled tanh. The paper has w = 32.
+    ``config.pixel_shuffle`` swaps the full-resolution layers for pixel (un)shuffles (see the config).
 
     Input and output: float RGB, (N, 3, H, W), values in [0, 1]. Any H and W work: the input is
     edge-padded (replicate) to a multiple of 4 (the encoder's stride), at least 8, and the output
@@ -119,17 +128,15 @@ class TransformNet(nn.Module):
         super().__init__()
         self.config = config
         w = config.width
-        self.encoder = nn.Sequential(
-            ConvNormReLU(3, w, 9),
-            ConvNormReLU(w, 2 * w, 3, stride=2),
-            ConvNormReLU(2 * w, 4 * w, 3, stride=2),
-        )
+        if config.pixel_shuffle:
+            full_res_in = [nn.PixelUnshuffle(2), ConvNormReLU(3 * 4, 2 * w, 3)]
+            full_res_out = [ConvLayer(2 * w, 3 * 4, 3), nn.PixelShuffle(2)]
+        else:
+            full_res_in = [ConvNormReLU(3, w, 9), ConvNormReLU(w, 2 * w, 3, stride=2)]
+            full_res_out = [UpsampleConvNormReLU(2 * w, w), ConvLayer(w, 3, 9)]
+        self.encoder = nn.Sequential(*full_res_in, ConvNormReLU(2 * w, 4 * w, 3, stride=2))
         self.residuals = nn.Sequential(*(ResidualBlock(4 * w) for _ in range(config.blocks)))
-        self.decoder = nn.Sequential(
-            UpsampleConvNormReLU(4 * w, 2 * w),
-            UpsampleConvNormReLU(2 * w, w),
-            ConvLayer(w, 3, 9),
-        )
+        self.decoder = nn.Sequential(UpsampleConvNormReLU(4 * w, 2 * w), *full_res_out)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h, w = x.shape[-2:]
@@ -138,6 +145,7 @@ class TransformNet(nn.Module):
         return y[..., :h, :w]
 
 
-def transform_net(*, width: int = 32, blocks: int = 5) -> TransformNet:
-    """The paper's style network (width 32, 5 blocks); smaller widths give the real-time variants."""
-    return TransformNet(TransformNetConfig(width=width, blocks=blocks))
+def transform_net(*, width: int = 32, blocks: int = 5, pixel_shuffle: bool = False) -> TransformNet:
+    """The paper's style network (width 32, 5 blocks); smaller widths, and ``pixel_shuffle``, give
+    the real-time variants."""
+    return TransformNet(TransformNetConfig(width=width, blocks=blocks, pixel_shuffle=pixel_shuffle))

@@ -1,0 +1,121 @@
+"""Issue 9's CPU target, measured: speed at 640×480 and perceptual loss of each CPU style model, per engine.
+
+    .venv/bin/python bench/cpu_realtime.py [--names kandinsky_small,kandinsky_fast] [--rounds 5] [--out DIR]
+
+For each catalog style model: the model-only latency at 480×640 (batch 1, median of interleaved
+rounds, so every engine sees the same machine load) of ONNX Runtime FP32 (what ``auto`` ran before),
+torch FP32 and torch BF16 (where the CPU has it natively); then the recipe's objective (its loss
+network, taps and weights) on every photo in the shared content/ folder at 640 on the long side,
+for each engine's output. Writes ``cpu-realtime.json`` and ``.md`` under ``--out``.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from livestyle._files import write_json_and_markdown  # noqa: E402
+from livestyle.catalog import Catalog  # noqa: E402
+from livestyle.cli.styles import architecture  # noqa: E402
+from livestyle.engines import TorchEngine  # noqa: E402
+from livestyle.engines.benchmark import cpu_model  # noqa: E402
+from livestyle.engines.onnx_engine import OnnxRuntimeEngine  # noqa: E402
+from livestyle.engines.torch_engine import cpu_has_native_bf16  # noqa: E402
+from livestyle.evaluate import objective_config_from_recipe  # noqa: E402
+from livestyle.io.images import read_image  # noqa: E402
+from livestyle.objective import build_objective, image_to_batch, resize_long_side  # noqa: E402
+
+
+def engines_for(model: torch.nn.Module) -> dict:
+    engines = {"onnxruntime-fp32": OnnxRuntimeEngine(model, device="cpu"),
+               "torch-fp32": TorchEngine(model, device="cpu")}
+    if cpu_has_native_bf16():
+        engines["torch-bf16"] = TorchEngine(model, device="cpu", precision="bf16")
+    return engines
+
+
+def time_interleaved(engines: dict, frame: torch.Tensor, rounds: int, iters: int) -> dict[str, list[float]]:
+    times = {name: [] for name in engines}
+    for engine in engines.values():  # warm-up (first-call allocations, ONNX Runtime's session)
+        engine(frame)
+    for _ in range(rounds):
+        for name, engine in engines.items():
+            for _ in range(iters):
+                start = time.perf_counter()
+                engine(frame)
+                times[name].append((time.perf_counter() - start) * 1000)
+    return times
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--shared", type=Path, default=ROOT.parent / "shared" / "data")
+    parser.add_argument("--names", default=None, help="Comma-separated catalog styles (default: small variants).")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--iters", type=int, default=8)
+    parser.add_argument("--size", type=int, default=640, help="long side of the content photos for the losses")
+    parser.add_argument("--note", default="", help="machine conditions, written into the report")
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "cpu-realtime")
+    args = parser.parse_args()
+
+    torch.manual_seed(0)
+    catalog = Catalog(ROOT / "weights")
+    names = args.names.split(",") if args.names else [e.name for e in catalog.entries.values()
+                                                      if e.task == "style" and e.variant == "small"]
+    contents = sorted((args.shared / "content").glob("*.jpg"))
+    weights = os.environ.get("LIVESTYLE_LOSSNET_WEIGHTS",
+                             str(args.shared / "lossnets" / "squeezenet1_1_imagenet.safetensors"))
+    frame = torch.rand(1, 3, 480, 640)
+    rows = []
+    for name in names:
+        entry = catalog.get(name, "style")
+        model = catalog.load(entry)
+        engines = engines_for(model)
+        times = time_interleaved(engines, frame, args.rounds, args.iters)
+        style = image_to_batch(read_image(args.shared / "styles" / entry.recipe["style_image"]["file"]).rgb)
+        objective = build_objective(objective_config_from_recipe(entry.recipe), style, weights=weights)
+        for engine_name, engine in engines.items():
+            losses = []
+            for path in contents:
+                content = resize_long_side(image_to_batch(read_image(path).rgb), args.size)
+                with torch.no_grad():
+                    losses.append(objective(engine(content).clamp(0, 1), content).as_floats())
+            mean = {term: statistics.fmean(loss[term] for loss in losses) for term in losses[0]}
+            rows.append({"model": name, "arch": entry.arch, "engine": engine.name, "h": 480, "w": 640,
+                         "ms_median": statistics.median(times[engine_name]),
+                         "ms_p90": statistics.quantiles(times[engine_name], n=10)[-1], "loss": mean})
+            print(f"{name:18s} {engine.name:28s} {rows[-1]['ms_median']:7.1f} ms  total {mean['total']:.5g}",
+                  flush=True)
+    result = {"device": f"CPU: {cpu_model()}, {os.cpu_count()} cores", "torch": torch.__version__,
+              "threads": torch.get_num_threads(), "load_after": os.getloadavg(), "note": args.note,
+              "contents": [p.name for p in contents], "loss_long_side": args.size, "rows": rows}
+    write_json_and_markdown(args.out, "cpu-realtime", result, markdown(result))
+    print(f"wrote {args.out}/cpu-realtime.json and .md")
+
+
+def markdown(result: dict) -> str:
+    lines = ["# CPU real-time style models: speed and loss per engine", "",
+             f"{result['device']}, torch {result['torch']}, {result['threads']} threads. {result['note']}", "",
+             "Latency: 480×640 input, batch 1, model only, median of interleaved rounds. Loss: the model's recipe "
+             f"objective, mean over {', '.join(result['contents'])} at {result['loss_long_side']} on the long side; "
+             "'vs FP32' compares with the same model's ONNX Runtime FP32 output.", "",
+             "| model | architecture | engine | median ms | fps | total loss | vs FP32 |", "|---|---|---|---|---|---|---|"]
+    reference = {}
+    for row in result["rows"]:
+        reference.setdefault(row["model"], row["loss"]["total"])
+        lines.append(f"| {row['model']} | {architecture(row['arch'])} | {row['engine']} | {row['ms_median']:.1f} | "
+                     f"{1000 / row['ms_median']:.1f} | {row['loss']['total']:.5g} | "
+                     f"{row['loss']['total'] / reference[row['model']] - 1:+.2%} |")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    main()
