@@ -3,8 +3,8 @@
     .venv/bin/python bench/cpu_realtime.py [--names kandinsky_small,kandinsky_fast] [--rounds 5] [--out DIR]
 
 For each catalog style model: the model-only latency at 480×640 (batch 1, median of interleaved
-rounds, so every engine sees the same machine load) of ONNX Runtime FP32 (what ``auto`` ran before),
-torch FP32 and torch BF16 (where the CPU has it natively); then the recipe's objective (its loss
+rounds, so every engine sees the same machine load) of ONNX Runtime FP32, torch FP32 and torch BF16
+(where the CPU has it natively; NCHW and channels_last); then the recipe's objective (its loss
 network, taps and weights) on every photo in the shared content/ folder at 640 on the long side,
 for each engine's output. Writes ``cpu-realtime.json`` and ``.md`` under ``--out``.
 """
@@ -38,7 +38,8 @@ def engines_for(model: torch.nn.Module) -> dict:
     engines = {"onnxruntime-fp32": OnnxRuntimeEngine(model, device="cpu"),
                "torch-fp32": TorchEngine(model, device="cpu")}
     if cpu_has_native_bf16():
-        engines["torch-bf16"] = TorchEngine(model, device="cpu", precision="bf16")
+        engines["torch-bf16-nchw"] = TorchEngine(model, device="cpu", precision="bf16", channels_last=False)
+        engines["torch-bf16"] = TorchEngine(model, device="cpu", precision="bf16")  # channels_last
     return engines
 
 
@@ -58,6 +59,7 @@ def time_interleaved(engines: dict, frame: torch.Tensor, rounds: int, iters: int
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--shared", type=Path, default=ROOT.parent / "shared" / "data")
+    parser.add_argument("--weights", type=Path, default=ROOT / "weights", help="catalog folder")
     parser.add_argument("--names", default=None, help="Comma-separated catalog styles (default: small variants).")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--iters", type=int, default=8)
@@ -67,7 +69,7 @@ def main() -> None:
     args = parser.parse_args()
 
     torch.manual_seed(0)
-    catalog = Catalog(ROOT / "weights")
+    catalog = Catalog(args.weights)
     names = args.names.split(",") if args.names else [e.name for e in catalog.entries.values()
                                                       if e.task == "style" and e.variant == "small"]
     contents = sorted((args.shared / "content").glob("*.jpg"))

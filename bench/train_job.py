@@ -42,6 +42,7 @@ def main() -> None:
     p.add_argument("--lossnet", type=Path, default=CARRY / "lossnets" / "squeezenet1_1_imagenet.safetensors")
     p.add_argument("--width", type=int, default=None, help="default: 32 style, 64 SR")
     p.add_argument("--blocks", type=int, default=None, help="default: 5 style, 4 SR")
+    p.add_argument("--pixel-shuffle", action="store_true", help="style: the CPU-fast architecture (small variants)")
     p.add_argument("--image-size", type=int, default=256, help="style crops (SR: 288 patches)")
     p.add_argument("--style-size", type=int, default=256)
     p.add_argument("--batch-size", type=int, default=16)
@@ -90,7 +91,8 @@ def main() -> None:
         photos = args.quality_image or sorted((CARRY / "content").glob("*.jpg"))
         recipe = StyleRecipe(style_image=str(args.style_image), dataset=str(args.pack),
                              objective=ObjectiveConfig(style_size=args.style_size), width=args.width or 32,
-                             blocks=args.blocks if args.blocks is not None else 5, image_size=args.image_size,
+                             blocks=args.blocks if args.blocks is not None else 5,
+                             pixel_shuffle=args.pixel_shuffle, image_size=args.image_size,
                              batch_size=args.batch_size, iterations=args.iterations, lr=args.lr or 1e-3,
                              seed=args.seed, data_limit=args.data_limit, loss_net_weights=str(args.lossnet))
         counts = tuple(int(c) for c in args.gatys.split(",") if c.strip())

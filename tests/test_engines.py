@@ -73,7 +73,7 @@ def test_cpu_bf16_close_to_fp32(pixel_shuffle):
     x = natural_image(96, 80)
     expected = TorchEngine(model, device="cpu")(x)
     engine = TorchEngine(model, device="cpu", precision="bf16")
-    assert engine.name == "torch-cpu-bf16"
+    assert engine.name == "torch-cpu-bf16-channels_last"
     out = engine(x)
     assert out.dtype == torch.float32 and out.shape == expected.shape
     assert psnr(out, expected) > 35.0  # BF16 keeps 8 mantissa bits: ≈ 1/255 per value at worst here
@@ -120,10 +120,23 @@ def test_half_precision_on_the_cpu_is_bf16_with_torch(monkeypatch):
     monkeypatch.setattr(torch_engine, "cpu_has_native_bf16", lambda: True)
     for backend in ("auto", "torch"):
         engine = create_engine(transform_net(width=8, blocks=1), backend=backend, device="cpu", fp16=True)
-        assert engine.name == "torch-cpu-bf16"
+        assert engine.name == "torch-cpu-bf16-channels_last"
     monkeypatch.setattr(torch_engine, "cpu_has_native_bf16", lambda: False)
     with pytest.raises(BackendUnavailableError, match="AVX512-BF16 or AMX"):
         create_engine(tiny_style(), backend="auto", device="cpu", fp16=True)
+
+
+def test_auto_on_a_bf16_cpu_runs_style_nets_in_bf16_and_sr_nets_in_fp32(monkeypatch, export_cache):
+    import livestyle.engines.torch_engine as torch_engine
+
+    monkeypatch.setattr(torch_engine, "cpu_has_native_bf16", lambda: True)
+    style = transform_net(width=8, blocks=1, pixel_shuffle=True)
+    assert create_engine(style, device="cpu").name == "torch-cpu-bf16-channels_last"
+    assert create_engine(sr_net(scale=4, width=8, blocks=1), device="cpu", cache_dir=export_cache).name \
+        == "onnxruntime-cpu-fp32"
+    assert create_engine(tiny_style(), device="cpu").name.endswith("fp32")  # too narrow to gain
+    monkeypatch.setattr(torch_engine, "cpu_has_native_bf16", lambda: False)
+    assert create_engine(style, device="cpu", cache_dir=export_cache).name == "onnxruntime-cpu-fp32"
 
 
 def test_onnx_engine_fp16_needs_cuda(export_cache):

@@ -13,9 +13,11 @@ def command():
     if not catalog.entries:
         click.echo(f"no trained models are installed yet (catalog: {catalog.folder / 'catalog.json'})")
         return
-    click.echo(f"{'name':<22}{'task':<10}{'variant':<8}{'architecture':<26}credit")
+    arch_width = max(len("architecture"), *(len(architecture(e.arch)) for e in catalog.entries.values())) + 2
+    click.echo(f"{'name':<22}{'task':<10}{'variant':<8}{'architecture':<{arch_width}}credit")
     for entry in catalog.entries.values():
-        click.echo(f"{entry.name:<22}{entry.task:<10}{entry.variant:<8}{architecture(entry.arch):<26}{entry.credit}")
+        click.echo(f"{entry.name:<22}{entry.task:<10}{entry.variant:<8}{architecture(entry.arch):<{arch_width}}"
+                   f"{entry.credit}")
 
 
 def architecture(arch: dict) -> str:

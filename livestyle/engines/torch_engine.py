@@ -41,19 +41,20 @@ class TorchEngine:
 
     ``precision``: "fp32" | "fp16" | "bf16". FP16 needs CUDA; BF16 runs on CUDA or on a CPU with
     native BF16 (``cpu_has_native_bf16``). On CUDA the instance norms keep their statistics and
-    normalisation in FP32; on the CPU they stay torch's own (which accumulates BF16 in FP32): FP32
-    norms there cost 50% more time for no measurable gain (bench/results/cpu-bf16/). ``rewrites``: the exact sub-pixel upsample rewrite
+    normalisation in FP32; on the CPU they stay torch's own (which accumulate in FP32 inside): FP32
+    norms there took 42% more time for 2% less error (bench/results/cpu-realtime/bf16-norms.md). ``rewrites``: the exact sub-pixel upsample rewrite
     (rewrites.py); default on for the CPU, where it took 10–30% less CPU time at 640×480 (the fused
     instance norm measured slower than torch's own there, so it is used only for half precision's
     FP32 statistics), off on CUDA (not yet measured there). The name lists options that differ from
     these defaults ("-plain" for a CPU engine without rewrites). ``channels_last``: NHWC memory
-    layout. ``cuda_graphs``: capture one CUDA graph per input shape (CUDA only, default there;
+    layout (default: on for BF16 on the CPU, 1–7% faster there in bench/results/cpu-realtime/, else
+    off). ``cuda_graphs``: capture one CUDA graph per input shape (CUDA only, default there;
     replays skip the Python and launch overhead). ``compile``: torch.compile with static shapes (one compile per shape, slow the first time).
     Input/output: float32 (N, 3, H, W) in [0, 1]; output on the engine's device.
     """
 
     def __init__(self, model: nn.Module, *, device: torch.device | str | None = None, fp16: bool = False,
-                 precision: str | None = None, rewrites: bool | None = None, channels_last: bool = False,
+                 precision: str | None = None, rewrites: bool | None = None, channels_last: bool | None = None,
                  cuda_graphs: bool | None = None, compile: bool = False):
         self.device = device if isinstance(device, torch.device) else resolve_device(device)
         precision = precision or ("fp16" if fp16 else "fp32")
@@ -66,6 +67,8 @@ class TorchEngine:
             raise BackendUnavailableError("BF16 on the CPU needs AVX512-BF16 or AMX, which this CPU lacks")
         self.dtype = DTYPES[precision]
         self.scale = int(getattr(model, "scale", 1))
+        if channels_last is None:
+            channels_last = on_cpu and self.dtype == torch.bfloat16
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
 
         default_rewrites = on_cpu
