@@ -54,7 +54,8 @@ def cpu_bf16_pays_off(model: nn.Module) -> bool:
     On this project's 4th-gen Xeon the four shipped small style models ran 1.5–1.6× faster that way
     than in ONNX Runtime FP32 at 640×480 (26–33 ms against 40–49 ms), `livestyle video` went from 16.3
     to 19–21 fps end to end, and the total perceptual loss changed by at most 0.1%
-    (bench/results/cpu-realtime/). SR nets are not measured in BF16, so they stay in FP32.
+    (bench/results/cpu-realtime/cpu-realtime.md). SR nets stay in FP32: BF16 gained 13% at ×4 and
+    lost 8% at ×8 against ONNX Runtime (bench/results/cpu-realtime/sr-bf16.md).
     """
     config = getattr(model, "config", None)
     return (isinstance(model, TransformNet) and config.width >= ONNX_MIN_WIDTH
