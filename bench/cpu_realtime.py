@@ -14,7 +14,7 @@ import argparse
 import os
 import statistics
 import sys
-import time
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -26,7 +26,7 @@ from livestyle._files import write_json_and_markdown  # noqa: E402
 from livestyle.catalog import Catalog  # noqa: E402
 from livestyle.cli.styles import architecture  # noqa: E402
 from livestyle.engines import TorchEngine  # noqa: E402
-from livestyle.engines.benchmark import cpu_model  # noqa: E402
+from livestyle.engines.benchmark import cpu_model, interleaved_times, p90  # noqa: E402
 from livestyle.engines.onnx_engine import OnnxRuntimeEngine  # noqa: E402
 from livestyle.engines.torch_engine import cpu_has_native_bf16  # noqa: E402
 from livestyle.evaluate import objective_config_from_recipe  # noqa: E402
@@ -41,19 +41,6 @@ def engines_for(model: torch.nn.Module) -> dict:
         engines["torch-bf16-nchw"] = TorchEngine(model, device="cpu", precision="bf16", channels_last=False)
         engines["torch-bf16"] = TorchEngine(model, device="cpu", precision="bf16")  # channels_last
     return engines
-
-
-def time_interleaved(engines: dict, frame: torch.Tensor, rounds: int, iters: int) -> dict[str, list[float]]:
-    times = {name: [] for name in engines}
-    for engine in engines.values():  # warm-up (first-call allocations, ONNX Runtime's session)
-        engine(frame)
-    for _ in range(rounds):
-        for name, engine in engines.items():
-            for _ in range(iters):
-                start = time.perf_counter()
-                engine(frame)
-                times[name].append((time.perf_counter() - start) * 1000)
-    return times
 
 
 def main() -> None:
@@ -81,7 +68,8 @@ def main() -> None:
         entry = catalog.get(name, "style")
         model = catalog.load(entry)
         engines = engines_for(model)
-        times = time_interleaved(engines, frame, args.rounds, args.iters)
+        times = interleaved_times({k: partial(e, frame) for k, e in engines.items()}, rounds=args.rounds,
+                                  iters=args.iters)
         style = image_to_batch(read_image(args.shared / "styles" / entry.recipe["style_image"]["file"]).rgb)
         objective = build_objective(objective_config_from_recipe(entry.recipe), style, weights=weights)
         for engine_name, engine in engines.items():
@@ -93,7 +81,7 @@ def main() -> None:
             mean = {term: statistics.fmean(loss[term] for loss in losses) for term in losses[0]}
             rows.append({"model": name, "arch": entry.arch, "engine": engine.name, "h": 480, "w": 640,
                          "ms_median": statistics.median(times[engine_name]),
-                         "ms_p90": statistics.quantiles(times[engine_name], n=10)[-1], "loss": mean})
+                         "ms_p90": p90(times[engine_name]), "loss": mean})
             print(f"{name:18s} {engine.name:28s} {rows[-1]['ms_median']:7.1f} ms  total {mean['total']:.5g}",
                   flush=True)
     result = {"device": f"CPU: {cpu_model()}, {os.cpu_count()} cores", "torch": torch.__version__,
@@ -109,7 +97,8 @@ def markdown(result: dict) -> str:
              "Latency: 480×640 input, batch 1, model only, median of interleaved rounds. Loss: the model's recipe "
              f"objective, mean over {', '.join(result['contents'])} at {result['loss_long_side']} on the long side; "
              "'vs FP32' compares with the same model's ONNX Runtime FP32 output.", "",
-             "| model | architecture | engine | median ms | fps | total loss | vs FP32 |", "|---|---|---|---|---|---|---|"]
+             "| model | architecture | engine | median ms | fps | total loss | vs FP32 |",
+             "|---|---|---|---|---|---|---|"]
     reference = {}
     for row in result["rows"]:
         reference.setdefault(row["model"], row["loss"]["total"])

@@ -13,7 +13,7 @@ import argparse
 import os
 import statistics
 import sys
-import time
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -24,7 +24,7 @@ sys.path.insert(0, str(ROOT))
 from livestyle._files import write_json_and_markdown  # noqa: E402
 from livestyle.catalog import Catalog  # noqa: E402
 from livestyle.engines import TorchEngine  # noqa: E402
-from livestyle.engines.benchmark import cpu_model  # noqa: E402
+from livestyle.engines.benchmark import cpu_model, interleaved_times  # noqa: E402
 from livestyle.engines.onnx_engine import OnnxRuntimeEngine  # noqa: E402
 from livestyle.evaluate import engine_upscaler, evaluate_sr_dataset  # noqa: E402
 
@@ -46,17 +46,10 @@ def main() -> None:
         engines = {"onnxruntime-fp32": OnnxRuntimeEngine(model, device="cpu"),
                    "torch-fp32": TorchEngine(model, device="cpu"),
                    "torch-bf16": TorchEngine(model, device="cpu", precision="bf16")}
-        quality = {set_name: evaluate_sr_dataset(folder, model.scale, {k: engine_upscaler(e) for k, e in engines.items()})
-                   for set_name, folder in sets.items()}
-        times = {k: [] for k in engines}
-        for engine in engines.values():
-            engine(frame)
-        for _ in range(args.rounds):
-            for key, engine in engines.items():
-                for _ in range(args.iters):
-                    start = time.perf_counter()
-                    engine(frame)
-                    times[key].append((time.perf_counter() - start) * 1000)
+        upscalers = {key: engine_upscaler(engine) for key, engine in engines.items()}
+        quality = {set_name: evaluate_sr_dataset(folder, model.scale, upscalers) for set_name, folder in sets.items()}
+        times = interleaved_times({k: partial(e, frame) for k, e in engines.items()}, rounds=args.rounds,
+                                  iters=args.iters)
         for key, engine in engines.items():
             rows.append({"model": name, "engine": engine.name, "ms_median_270x480": statistics.median(times[key]),
                          **{s: {"psnr": q[key].psnr, "ssim": q[key].ssim} for s, q in quality.items()}})

@@ -10,8 +10,8 @@ import json
 import os
 import statistics
 import sys
+from functools import partial
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +20,7 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from livestyle.engines.benchmark import cpu_model  # noqa: E402
+from livestyle.engines.benchmark import cpu_model, interleaved_times  # noqa: E402
 from livestyle.engines.onnx_engine import import_onnxruntime, session_options  # noqa: E402
 from livestyle.engines.rewrites import rewrite_for_inference  # noqa: E402
 from livestyle.export import INPUT_NAME, export_onnx  # noqa: E402
@@ -47,13 +47,8 @@ def main() -> None:
             export_onnx(rewrite_for_inference(model, fused_norm=False, space_to_depth_output=s2d), path)
             sessions[label] = ort.InferenceSession(str(path), session_options(ort), providers=["CPUExecutionProvider"])
             outputs[label] = sessions[label].run(None, {INPUT_NAME: x})[0]
-    times = {label: [] for label in sessions}
-    for _ in range(args.rounds):
-        for label, session in sessions.items():
-            for _ in range(args.iters):
-                start = time.perf_counter()
-                session.run(None, {INPUT_NAME: x})
-                times[label].append((time.perf_counter() - start) * 1000)
+    runs = {label: partial(session.run, None, {INPUT_NAME: x}) for label, session in sessions.items()}
+    times = interleaved_times(runs, rounds=args.rounds, iters=args.iters, warmup=0)  # (each ran once above)
     a, b = outputs.values()
     result = {"device": f"CPU: {cpu_model()}, {os.cpu_count()} cores", "width": args.width, "size": [h, w],
               "load_after": os.getloadavg(), "max_abs_diff": float(np.abs(a - b).max()),

@@ -129,3 +129,14 @@ def test_bench_engines_cli_writes_rows_in_the_promised_shape(tmp_path):
     for row in report["rows"]:
         assert (row["h"], row["w"]) == (24, 24) and row["ms_median"] > 0 and row["ms_p90"] >= row["ms_median"]
         assert row["dtype"] in ("fp32", "fp16", "bf16")
+
+
+def test_interleaved_times_take_turns_each_round():
+    from livestyle.engines.benchmark import interleaved_times, p90
+
+    calls = []
+    times = interleaved_times({"a": lambda: calls.append("a"), "b": lambda: calls.append("b")},
+                              rounds=2, iters=3, warmup=1)
+    assert calls == ["a", "b"] + ["a"] * 3 + ["b"] * 3 + ["a"] * 3 + ["b"] * 3
+    assert {k: len(v) for k, v in times.items()} == {"a": 6, "b": 6} and all(t >= 0 for t in times["a"])
+    assert p90([5.0, 1.0, 3.0, 2.0, 4.0]) == 5.0 and p90([float(v) for v in range(11)]) == 9.0

@@ -130,9 +130,25 @@ def _timer(device: torch.device) -> Callable[[Callable[[], object]], float]:
     return timed
 
 
-def _p90(values: list[float]) -> float:
+def p90(values: list[float]) -> float:
+    """The 90th percentile (nearest rank) of ``values``."""
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(round(0.9 * (len(ordered) - 1))))]
+
+
+def interleaved_times(thunks: dict[str, Callable[[], object]], *, rounds: int, iters: int,
+                      warmup: int = 1) -> dict[str, list[float]]:
+    """Wall-clock ms of each thunk (CPU work), ``iters`` calls per round, the thunks taking turns
+    each round so that all of them see the same machine load; ``warmup`` untimed calls each first."""
+    for thunk in thunks.values():
+        for _ in range(warmup):
+            thunk()
+    timed = _timer(torch.device("cpu"))
+    times: dict[str, list[float]] = {name: [] for name in thunks}
+    for _ in range(rounds):
+        for name, thunk in thunks.items():
+            times[name] += [timed(thunk) for _ in range(iters)]
+    return times
 
 
 def cpu_model() -> str:
@@ -217,7 +233,7 @@ def benchmark_engines(model: nn.Module | None = None, *, sizes: Sequence[tuple[i
             values = times[candidate.label]
             name = candidate.label if candidate.label.startswith("baseline:") else getattr(run, "name", candidate.label)
             rows.append({"engine": name, "h": h, "w": w, "dtype": candidate.dtype,
-                         "ms_median": round(statistics.median(values), 4), "ms_p90": round(_p90(values), 4)})
+                         "ms_median": round(statistics.median(values), 4), "ms_p90": round(p90(values), 4)})
             say(f"{name:<44} {h}x{w} {candidate.dtype}: median {rows[-1]['ms_median']:.2f} ms")
     meta = {"torch": torch.__version__, "batch": batch, "iters": iters, "warmup": warmup,
             "model": type(model).__name__, "arch": getattr(getattr(model, "config", None), "to_dict", dict)(),
