@@ -51,14 +51,13 @@ def cpu_bf16_pays_off(model: nn.Module) -> bool:
     """Whether ``auto`` runs ``model`` in BF16 with torch on this CPU: style nets of width ≥
     ONNX_MIN_WIDTH, on CPUs with native BF16 (AVX512-BF16 or AMX).
 
-    On this project's 4th-gen Xeon the four shipped small style models ran 1.5–1.6× faster that way
+    On this project's Xeon (with AMX) the four shipped small style models ran 1.5× faster that way
     than in ONNX Runtime FP32 at 640×480 (26–33 ms against 40–49 ms), `livestyle video` went from 16.3
     to 19–21 fps end to end, and the total perceptual loss changed by at most 0.1%
     (bench/results/cpu-realtime/cpu-realtime.md). SR nets stay in FP32: BF16 gained 13% at ×4 and
     lost 8% at ×8 against ONNX Runtime (bench/results/cpu-realtime/sr-bf16.md).
     """
-    config = getattr(model, "config", None)
-    return (isinstance(model, TransformNet) and config.width >= ONNX_MIN_WIDTH
+    return (isinstance(model, TransformNet) and model.config.width >= ONNX_MIN_WIDTH
             and torch_engine.cpu_has_native_bf16())
 
 
