@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # One GPU call (≤ 10 minutes) that does the most a fresh 15-minute lease allows:
 #   1. train one full style model (default kandinsky; STYLE=starry_night etc.), 300 s of training;
+#      SMALL=1 trains its small real-time variant instead (width 8, pixel-shuffle, as shipped);
 #   2. the engine latency table of issue 9 (bench/gpu_engines.py: env, checks, style, SR stages).
 # Each part has its own timeout and writes under $OUT as it goes, so a slow part cannot eat the other.
 #
@@ -24,7 +25,13 @@ else
     engine_args=(--stages env checks style sr)
 fi
 
-timeout 420 python3 bench/train_job.py style --name "$STYLE" \
+name=$STYLE
+if [ -n "${SMALL:-}" ]; then
+    name=${STYLE}_small
+    train_args+=(--variant small --width 8 --pixel-shuffle)
+fi
+
+timeout 420 python3 bench/train_job.py style --name "$name" \
     --style-image "bench/carry/styles/${IMAGE[$STYLE]}" --pack bench/carry/caltech101.npz \
     --out "$OUT/train" "${train_args[@]}" > "$OUT/train/stdout.txt" 2>&1
 echo "train: exit $?" | tee -a "$OUT/status.txt"
