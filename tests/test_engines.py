@@ -202,6 +202,17 @@ def test_benchmark_rows_and_files(tmp_path):
     assert "baseline:eager-fp32" in md_path.read_text()
 
 
+@pytest.mark.parametrize("native", [False, True])
+def test_cpu_benchmark_times_bf16_where_the_cpu_has_it(monkeypatch, native):
+    import livestyle.engines.torch_engine as torch_engine
+    from livestyle.engines.benchmark import default_candidates
+
+    monkeypatch.setattr(torch_engine, "cpu_has_native_bf16", lambda: native)
+    labels = [c.label for c in default_candidates(torch.device("cpu"))]
+    assert labels[:3] == [BASELINE_EAGER, "torch-cpu-fp32", "onnxruntime-cpu-fp32"]
+    assert ("torch-cpu-bf16-channels_last" in labels) == native
+
+
 def test_benchmark_records_unbuildable_engines_as_skipped():
     from livestyle.engines.benchmark import Candidate, _eager_baseline
 

@@ -72,7 +72,7 @@ def default_candidates(device: torch.device, *, cache_dir: str | os.PathLike | N
                        extra: bool = False) -> list[Candidate]:
     """The baselines and the livestyle engines worth timing on ``device``. ``extra``: also the
     variants that are slow to prepare (torch.compile engines) or rarely best."""
-    from .torch_engine import TorchEngine
+    from .torch_engine import TorchEngine, cpu_has_native_bf16
 
     def torch_engine(**options):
         return lambda model, dev: TorchEngine(model, device=dev, **options)
@@ -95,6 +95,8 @@ def default_candidates(device: torch.device, *, cache_dir: str | os.PathLike | N
     if device.type == "cpu":
         found += [Candidate("torch-cpu-fp32", "fp32", torch_engine()),
                   Candidate("onnxruntime-cpu-fp32", "fp32", onnx_engine())]
+        if cpu_has_native_bf16():
+            found.append(Candidate("torch-cpu-bf16-channels_last", "bf16", torch_engine(precision="bf16")))
         return found
     found += [Candidate(BASELINE_COMPILE, "fp16", _compile_baseline),
               Candidate("torch-cuda-fp16-graphs", "fp16", torch_engine(fp16=True, cuda_graphs=True)),
