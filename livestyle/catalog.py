@@ -143,11 +143,15 @@ def model_metadata(model: nn.Module, **extra: str) -> dict[str, str]:
 
 
 def save_model_file(model: nn.Module, path: str | os.PathLike, **extra_metadata: str) -> str:
-    """Write ``model`` as a self-describing safetensors file; returns its sha256."""
-    from safetensors.torch import save_file
+    """Write ``model`` as a self-describing safetensors file; returns its sha256.
+
+    Written as bytes by Python, so the file gets the usual permissions (umask); safetensors' own
+    ``save_file`` creates it readable by its owner only.
+    """
+    from safetensors.torch import save
 
     state = {k: v.detach().float().contiguous().cpu() for k, v in model.state_dict().items()}
-    save_file(state, str(path), metadata=model_metadata(model, **extra_metadata))
+    Path(path).write_bytes(save(state, metadata=model_metadata(model, **extra_metadata)))
     return sha256_of(path)
 
 

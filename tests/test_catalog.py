@@ -97,3 +97,16 @@ def test_plain_style_name_falls_back_to_its_small_variant(tmp_path):
     assert choose_model(style="wave", catalog=catalog).name == "wave_small"
     with pytest.raises(UnknownModelError, match="known: wave_small"):
         choose_model(style="wav", catalog=catalog)
+
+
+def test_model_files_get_the_usual_permissions(tmp_path):
+    import os
+    import stat
+
+    plain = tmp_path / "plain.txt"
+    plain.write_text("x")
+    path = tmp_path / "m.safetensors"
+    save_model_file(transform_net(width=2, blocks=0), path)
+    assert stat.S_IMODE(os.stat(path).st_mode) == stat.S_IMODE(os.stat(plain).st_mode)  # not owner-only
+    model, meta = load_model_file(path)
+    assert meta["livestyle.task"] == "style" and model.config.width == 2
