@@ -53,7 +53,7 @@ def cpu_bf16_pays_off(model: nn.Module) -> bool:
 
     On this project's Xeon (with AMX) the four shipped small style models ran 1.5× faster that way
     than in ONNX Runtime FP32 at 640×480 (26–33 ms against 40–49 ms), `livestyle video` went from 16.3
-    to 19–22.5 fps end to end, and the total perceptual loss changed by at most 0.1%
+    to 19–24 fps end to end, and the total perceptual loss changed by at most 0.1%
     (bench/results/cpu-realtime/cpu-realtime.md). SR nets stay in FP32: BF16 gained 13% at ×4 and
     lost 8% at ×8 against ONNX Runtime (bench/results/cpu-realtime/sr-bf16.md).
     """
