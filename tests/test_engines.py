@@ -90,23 +90,14 @@ def test_cpu_rule_picks_onnx_for_wide_models_torch_for_tiny_ones():
     assert preferred_cpu_backend(transform_net(width=4, blocks=1)) == "torch"
 
 
-def test_onnx_engine_matches_torch_and_handles_new_sizes(export_cache):
-    model = tiny_style()
+@pytest.mark.parametrize("build", [tiny_style, lambda: transform_net(width=4, blocks=1, pixel_shuffle=True).eval()],
+                         ids=["style", "style-pixel-shuffle"])
+def test_onnx_engine_matches_torch_and_handles_new_sizes(export_cache, build):
+    torch.manual_seed(0)
+    model = build()
     engine = create_engine(model, backend="onnx", device="cpu", cache_dir=export_cache)
     assert engine.name == "onnxruntime-cpu-fp32"
-    for shape in [(1, 3, 30, 41), (2, 3, 16, 16)]:
-        x = torch.rand(*shape)
-        with torch.no_grad():
-            expected = model(x)
-        out = engine(x)
-        assert out.shape == expected.shape and (out - expected).abs().max().item() < FP32_TOL
-
-
-def test_onnx_engine_runs_the_pixel_shuffle_net(export_cache):
-    torch.manual_seed(0)
-    model = transform_net(width=4, blocks=1, pixel_shuffle=True).eval()
-    engine = create_engine(model, backend="onnx", device="cpu", cache_dir=export_cache)
-    for shape in [(1, 3, 30, 41), (1, 3, 8, 12)]:
+    for shape in [(1, 3, 30, 41), (2, 3, 16, 16), (1, 3, 8, 12)]:
         x = torch.rand(*shape)
         with torch.no_grad():
             expected = model(x)
