@@ -26,7 +26,8 @@ def device_options(f):
                           "(a speed option for slow CPUs; not exact).")(f)
     f = click.option("--backend", type=click.Choice(BACKENDS), default="auto", show_default=True,
                      help="Inference backend.")(f)
-    f = click.option("--fp16", is_flag=True, help="Half precision: FP16 on CUDA; BF16 on CPUs with AVX512-BF16 or AMX.")(f)
+    f = click.option("--fp16", is_flag=True,
+                     help="Half precision: FP16 on CUDA; BF16 on CPUs with AVX512-BF16 or AMX.")(f)
     f = click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")(f)
     return f
 

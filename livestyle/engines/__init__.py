@@ -15,10 +15,10 @@ import torch
 from torch import nn
 
 from ..errors import BackendUnavailableError
-from .base import Engine, batch_to_frames, frames_to_batch
-from .resolution import UPSAMPLERS, ReducedResolutionEngine
 from ..models import TransformNet
 from . import torch_engine
+from .base import Engine, batch_to_frames, frames_to_batch
+from .resolution import UPSAMPLERS, ReducedResolutionEngine
 from .torch_engine import TorchEngine, resolve_device
 
 BACKENDS = ("auto", "torch", "onnx", "tensorrt")

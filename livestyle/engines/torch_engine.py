@@ -42,10 +42,11 @@ class TorchEngine:
     ``precision``: "fp32" | "fp16" | "bf16". FP16 needs CUDA; BF16 runs on CUDA or on a CPU with
     native BF16 (``cpu_has_native_bf16``). On CUDA the instance norms keep their statistics and
     normalisation in FP32; on the CPU they stay torch's own (which accumulate in FP32 inside): FP32
-    norms there took 42% more time for 2% less error (bench/results/cpu-realtime/bf16-norms.md). ``rewrites``: the exact sub-pixel upsample rewrite
-    (rewrites.py); default on for the CPU, where it took 10–30% less CPU time at 640×480 (the fused
-    instance norm measured slower than torch's own there, so it is used only for half precision's
-    FP32 statistics), off on CUDA (not yet measured there). The name lists options that differ from
+    norms there took 42% more time for 2% less error (bench/results/cpu-realtime/bf16-norms.md).
+    ``rewrites``: the exact sub-pixel upsample rewrite (rewrites.py); default on for the CPU, where it
+    took 10–30% less CPU time at 640×480 (the fused instance norm measured slower than torch's own
+    there, so it is used only for the FP32 statistics of half precision on CUDA), off on CUDA (not
+    yet measured there). The name lists options that differ from
     these defaults ("-plain" for a CPU engine without rewrites). ``channels_last``: NHWC memory
     layout (default: on for BF16 on the CPU, 1–7% faster there in bench/results/cpu-realtime/, else
     off). ``cuda_graphs``: capture one CUDA graph per input shape (CUDA only, default there;
