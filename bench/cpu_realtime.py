@@ -1,6 +1,6 @@
 """Issue 9's CPU target, measured: speed at 640×480 and perceptual loss of each CPU style model, per engine.
 
-    .venv/bin/python bench/cpu_realtime.py [--names kandinsky_small,kandinsky_fast] [--rounds 5] [--out DIR]
+    .venv/bin/python bench/cpu_realtime.py [--names kandinsky_small,wave_small] [--rounds 5] [--out DIR]
 
 For each catalog style model: the model-only latency at 480×640 (batch 1, median of interleaved
 rounds, so every engine sees the same machine load) of ONNX Runtime FP32, torch FP32 and torch BF16

@@ -10,6 +10,7 @@ from livestyle import sr_net, transform_net
 from livestyle.engines import BACKENDS, ReducedResolutionEngine, TorchEngine, create_engine, preferred_cpu_backend
 from livestyle.engines.benchmark import BASELINE_EAGER, benchmark_engines, write_benchmark
 from livestyle.engines.resolution import guided_upsample, luma
+from livestyle.engines.torch_engine import cpu_has_native_bf16
 from livestyle.errors import BackendUnavailableError, EngineOptionError
 
 FP32_TOL = 1e-4  # max abs error on [0, 1] images between backends in FP32
@@ -65,8 +66,7 @@ def test_cpu_bf16_needs_native_bf16(monkeypatch):
         TorchEngine(tiny_style(), device="cpu", precision="bf16")
 
 
-@pytest.mark.skipif(not torch.cpu._is_avx512_bf16_supported() and not torch.cpu._is_amx_tile_supported(),
-                    reason="needs a CPU with native BF16 (AVX512-BF16 or AMX)")
+@pytest.mark.skipif(not cpu_has_native_bf16(), reason="needs a CPU with native BF16 (AVX512-BF16 or AMX)")
 @pytest.mark.parametrize("pixel_shuffle", [False, True])
 def test_cpu_bf16_close_to_fp32(pixel_shuffle):
     model = transform_net(width=4, blocks=1, pixel_shuffle=pixel_shuffle)
