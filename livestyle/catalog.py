@@ -23,6 +23,7 @@ ENV_WEIGHTS_DIR = "LIVESTYLE_WEIGHTS_DIR"
 CATALOG_FILE = "catalog.json"
 TASKS = ("style", "superres")
 SMALL_SUFFIX = "_small"  # catalog names of the small real-time variants: <style>_small
+VARIANTS = ("full", "small")
 
 
 def default_weights_dir() -> Path:
@@ -84,16 +85,29 @@ class Catalog:
     def names(self, task: str | None = None) -> list[str]:
         return [n for n, e in self.entries.items() if task is None or e.task == task]
 
-    def get(self, name: str, task: str | None = None) -> ModelEntry:
-        """The entry called ``name``; a style asked for by its plain name (``kandinsky``) falls back to its
-        small real-time variant (``kandinsky_small``) where only that one is installed."""
-        entry = self.entries.get(name) or self.entries.get(f"{name}{SMALL_SUFFIX}")
+    def get(self, name: str, task: str | None = None, variant: str = "full") -> ModelEntry:
+        """The entry called ``name``. A style asked for by its plain name (``kandinsky``) means its full
+        model or, with ``variant="small"``, its small real-time variant (``kandinsky_small``); either
+        falls back to the other where only that one is installed."""
+        if variant not in VARIANTS:
+            raise UnknownModelError(f"unknown model variant {variant!r}; known: {', '.join(VARIANTS)}")
+        exact, small = self.entries.get(name), self.entries.get(f"{name}{SMALL_SUFFIX}")
+        entry = (small or exact) if variant == "small" else (exact or small)
         if entry is None or (task and entry.task != task):
             known = self.names(task)
             what = "style" if task == "style" else "model"
             listing = f"known: {', '.join(known)}" if known else "no trained models are installed yet (see `livestyle styles`)"
             raise UnknownModelError(f"unknown {what} {name!r}; {listing}")
         return entry
+
+    def style_names(self, variant: str = "full") -> list[str]:
+        """One model per style, in catalog order: ``get(style, variant=variant)`` for each style's plain name."""
+        names = []
+        for name in self.names("style"):
+            chosen = self.get(name.removesuffix(SMALL_SUFFIX), "style", variant).name
+            if chosen not in names:
+                names.append(chosen)
+        return names
 
     def superres(self, scale: int) -> ModelEntry:
         """The catalog's full SR model for ``scale``."""
@@ -204,10 +218,11 @@ class ModelChoice:
 
 
 def choose_model(*, style: str | None = None, model_file: str | os.PathLike | None = None,
-                 superres: int | None = None, catalog: Catalog | None = None) -> ModelChoice:
+                 superres: int | None = None, catalog: Catalog | None = None, variant: str = "full") -> ModelChoice:
     """Load one of: a catalog style by name, a model file, or the catalog's ×N SR model.
 
     A style (by name or file) together with ``superres`` is a chain: stylise, then upscale ×N.
+    ``variant``: which model a plain style name means ("full" or "small"; see ``Catalog.get``).
     """
     if style is not None and model_file is not None:
         raise UnknownModelError("choose exactly one of --style NAME, --model FILE (add --superres 4|8 to upscale)")
@@ -219,7 +234,7 @@ def choose_model(*, style: str | None = None, model_file: str | os.PathLike | No
         model, metadata = load_model_file(model_file)
         name = Path(model_file).stem
     elif style is not None:
-        entry = catalog.get(style, task="style")
+        entry = catalog.get(style, task="style", variant=variant)
         model, name = catalog.load(entry), entry.name
     else:
         entry = catalog.superres(superres)

@@ -140,6 +140,21 @@ def test_style_cycle_swaps_the_engine(two_style_catalog):
     assert switched == [("a", "b"), ("b", "a"), ("a", "b")]
 
 
+def test_style_cycle_holds_one_model_per_style(two_style_catalog):
+    from livestyle import save_model_file, transform_net
+    from livestyle.cli.cam import style_choices
+
+    records = json.loads((two_style_catalog / "catalog.json").read_text())["models"]
+    digest = save_model_file(transform_net(width=4, blocks=1), two_style_catalog / "b_small.safetensors")
+    records.append({"name": "b_small", "task": "style", "arch": {"width": 4, "blocks": 1},
+                    "file": "b_small.safetensors", "sha256": digest, "variant": "small"})
+    (two_style_catalog / "catalog.json").write_text(json.dumps({"models": records}))
+    choices, index = style_choices("b_small", None, None, "style", variant="small")
+    assert [c["style"] for c in choices] == ["a", "b_small"] and index == 1
+    choices, index = style_choices("b", None, None, "style", variant="full")
+    assert [c["style"] for c in choices] == ["a", "b"] and index == 1
+
+
 def test_single_model_file_has_nothing_to_switch_to(tmp_path, tiny_style_file, monkeypatch):
     from livestyle.cli.cam import StyleCycle, style_choices
 

@@ -99,6 +99,29 @@ def test_plain_style_name_falls_back_to_its_small_variant(tmp_path):
         choose_model(style="wav", catalog=catalog)
 
 
+@pytest.fixture
+def full_and_small(tmp_path):
+    """A catalog holding wave (full), wave_small and mosaic (full only)."""
+    records = []
+    for name, width, variant in (("wave", 8, "full"), ("wave_small", 4, "small"), ("mosaic", 4, "full")):
+        sha = save_model_file(transform_net(width=width, blocks=1), tmp_path / f"{name}.safetensors")
+        records.append({"name": name, "task": "style", "arch": {"width": width, "blocks": 1},
+                        "file": f"{name}.safetensors", "sha256": sha, "variant": variant})
+    return make_catalog(tmp_path, records)
+
+
+def test_plain_style_name_means_the_variant_asked_for(full_and_small):
+    catalog = full_and_small
+    assert choose_model(style="wave", catalog=catalog).name == "wave"
+    assert choose_model(style="wave", catalog=catalog, variant="small").name == "wave_small"
+    assert choose_model(style="wave_small", catalog=catalog, variant="full").name == "wave_small"  # exact names win
+    assert choose_model(style="mosaic", catalog=catalog, variant="small").name == "mosaic"  # no small one: the full
+    assert catalog.style_names("full") == ["wave", "mosaic"]
+    assert catalog.style_names("small") == ["wave_small", "mosaic"]
+    with pytest.raises(UnknownModelError, match="unknown model variant 'tiny'"):
+        catalog.get("wave", variant="tiny")
+
+
 def test_model_files_get_the_usual_permissions(tmp_path):
     import os
     import stat

@@ -144,3 +144,19 @@ def test_output_gets_the_usual_permissions(tmp_path, photo, tiny_style_file):
     umask = os.umask(0)
     os.umask(umask)
     assert out.stat().st_mode & 0o777 == 0o666 & ~umask
+
+
+def test_plain_style_name_runs_the_small_variant_on_the_cpu(tmp_path, monkeypatch, photo):
+    from livestyle import save_model_file, transform_net
+    from livestyle.train import add_catalog_entry
+
+    for name, width, variant in (("wave", 8, "full"), ("wave_small", 4, "small")):
+        path = tmp_path / f"{name}.safetensors"
+        sha = save_model_file(transform_net(width=width, blocks=1), path)
+        add_catalog_entry(tmp_path, {"name": name, "task": "style", "arch": {"width": width, "blocks": 1},
+                                     "file": path.name, "sha256": sha, "variant": variant}, path)
+    monkeypatch.setenv("LIVESTYLE_WEIGHTS_DIR", str(tmp_path))
+    for extra, ran in (((), "wave_small"), (("--variant", "full"), "wave"), (("--variant", "small"), "wave_small")):
+        result = run("image", photo, "-o", tmp_path / "o.png", "--style", "wave", "--device", "cpu", *extra)
+        assert result.exit_code == 0, result.output
+        assert result.output.startswith(f"{ran} ("), result.output

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 import click
 
-from .options import device_options, effect_options, frame_hooks, model_options
+from .options import device_options, effect_options, frame_hooks, model_options, style_variant
 from .video import inference_size, inference_size_options
 
 
@@ -43,22 +43,23 @@ class StyleCycle:
         return self.name
 
 
-def style_choices(style: str | None, model_file: str | None, superres: int | None, task: str) -> tuple[list[dict], int]:
-    """The switchable models and the index of the one asked for.
+def style_choices(chosen: str, model_file: str | None, superres: int | None, task: str,
+                  variant: str = "full") -> tuple[list[dict], int]:
+    """The switchable models and the index of ``chosen`` (the catalog name of the style running).
 
-    Catalog styles are switchable (each followed by the ×N SR model in a chain); a --model style file
-    comes first. A lone SR model has nothing to switch to.
+    Catalog styles are switchable, one model per style (its ``variant``), each followed by the ×N SR
+    model in a chain; a --model style file comes first. A lone SR model has nothing to switch to.
     """
     from ..catalog import Catalog
 
     if task == "superres":
         return [{"model_file": model_file} if model_file else {"superres": superres}], 0
     chain = {"superres": superres} if superres else {}
-    names = Catalog().names("style")
+    names = Catalog().style_names(variant)
     choices = [{"style": name, **chain} for name in names]
     if model_file is not None:
         return [{"model_file": model_file, **chain}] + choices, 0
-    return choices or [{"style": style, **chain}], names.index(style) if style in names else 0
+    return choices or [{"style": chosen, **chain}], names.index(chosen) if chosen in names else 0
 
 
 @click.command("cam")
@@ -77,7 +78,7 @@ def style_choices(style: str | None, model_file: str | None, superres: int | Non
 @click.option("--duration", type=click.FloatRange(min=0, min_open=True), default=None,
               help="Stop after this many seconds.")
 @click.option("--list-devices", is_flag=True, help="List the cameras found and exit.")
-def command(source, style, model_file, superres, device, fp16, backend, infer_scale, upsample, size, scale,
+def command(source, style, model_file, superres, variant, device, fp16, backend, infer_scale, upsample, size, scale,
             strength, preserve_colors, tile, stabilize, no_window, record, snapshot_dir, loop, duration,
             list_devices):
     """Live style transfer from a camera (default 0), a stream URL or a video file.
@@ -100,7 +101,8 @@ def command(source, style, model_file, superres, device, fp16, backend, infer_sc
             click.echo(f"{cam.index}: {cam.name} ({cam.width}×{cam.height}, {cam.fps:g} fps)")
         return
     superres_scale = int(superres) if superres else None
-    choice = choose_model(style=style, model_file=model_file, superres=superres_scale)
+    variant = style_variant(variant, device)
+    choice = choose_model(style=style, model_file=model_file, superres=superres_scale, variant=variant)
 
     def make_engine(c):
         return build_engine(c, backend=backend, device=device, fp16=fp16, tile=tile,
@@ -108,7 +110,7 @@ def command(source, style, model_file, superres, device, fp16, backend, infer_sc
 
     hooks, effects = frame_hooks(strength=strength, preserve_colors=preserve_colors, stabilize=stabilize, live=True)
     infer = InferStage(make_engine(choice), postprocess=hooks)
-    choices, index = style_choices(style, model_file, superres_scale, choice.task)
+    choices, index = style_choices(choice.name, model_file, superres_scale, choice.task, variant)
     styles = StyleCycle(choices, index, make_engine, infer.set_engine, name=choice.name,
                         on_switch=[lambda old, new: effects.switch_style()])
     window = None

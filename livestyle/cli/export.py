@@ -24,8 +24,11 @@ from .options import model_options
                    "to the cache folder (see --cache-dir).")
 @click.option("--cache-dir", type=click.Path(file_okay=False), default=None,
               help="Cache folder (default: $LIVESTYLE_CACHE_DIR, the source tree's export/, or ~/.cache/livestyle).")
-def command(style, model_file, superres, fmt, fp16, rewrite, min_shape, opt_shape, max_shape, output, cache_dir):
-    """Export a model: ONNX (checked with onnx.checker and ONNX Runtime) or a TensorRT engine."""
+def command(style, model_file, superres, variant, fmt, fp16, rewrite, min_shape, opt_shape, max_shape, output, cache_dir):
+    """Export a model: ONNX (checked with onnx.checker and ONNX Runtime) or a TensorRT engine.
+
+    A plain style name exports its full model (--variant small: its small real-time variant).
+    """
     from .. import export as ex
     from .._files import check_output_path
 
@@ -35,7 +38,8 @@ def command(style, model_file, superres, fmt, fp16, rewrite, min_shape, opt_shap
         check_output_path(output)
     if fmt == "onnx" and any((min_shape, opt_shape, max_shape)):
         raise click.UsageError("--min/--opt/--max are TensorRT profile options; add --format tensorrt")
-    choice = choose_model(style=style, model_file=model_file, superres=int(superres) if superres else None)
+    choice = choose_model(style=style, model_file=model_file, superres=int(superres) if superres else None,
+                          variant="small" if variant == "small" else "full")
     model = choice.model
     folder = Path(cache_dir) if cache_dir else ex.default_cache_dir()
 

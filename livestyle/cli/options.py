@@ -7,13 +7,25 @@ from ..engines import BACKENDS
 
 
 def model_options(f):
-    """--style NAME | --model FILE | --superres 4|8 (exactly one, checked by the library)."""
+    """--style NAME | --model FILE | --superres 4|8 (exactly one, checked by the library), --variant."""
+    f = click.option("--variant", type=click.Choice(["auto", "full", "small"]), default="auto", show_default=True,
+                     help="Which model a plain style name means: its full model or its small real-time variant "
+                          "(<style>_small); auto: small where the network runs on the CPU, else full.")(f)
     f = click.option("--superres", type=click.Choice(["4", "8"]), default=None,
                      help="Upscale with the catalog's ×4 or ×8 super-resolution model.")(f)
     f = click.option("--model", "model_file", type=click.Path(dir_okay=False), default=None,
                      help="A livestyle safetensors model file.")(f)
     f = click.option("--style", default=None, help="A style from the catalog (see `livestyle styles`).")(f)
     return f
+
+
+def style_variant(variant: str, device: str | None) -> str:
+    """``--variant``: "auto" becomes "small" where the network runs on the CPU (see resolve_device), else "full"."""
+    if variant != "auto":
+        return variant
+    from ..engines import resolve_device
+
+    return "small" if resolve_device(device).type == "cpu" else "full"
 
 
 def device_options(f):

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import click
 
-from .options import device_options, effect_options, frame_hooks, model_options
+from .options import device_options, effect_options, frame_hooks, model_options, style_variant
 
 
 def inference_size_options(f):
@@ -47,7 +47,7 @@ def inference_size(size: str | None, scale: float | None):
 @click.option("--preset", default="veryfast", show_default=True, help="x264 speed preset.")
 @click.option("--no-audio", is_flag=True, help="Leave the sound out.")
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Show a progress bar.")
-def command(input_path, output, style, model_file, superres, device, fp16, backend, infer_scale, upsample, size,
+def command(input_path, output, style, model_file, superres, variant, device, fp16, backend, infer_scale, upsample, size,
             scale, strength, preserve_colors, tile, stabilize, batch, crf, preset, no_audio, progress):
     """Stylise or upscale a video (or a folder of images); sound, timestamps and rotation kept.
 
@@ -70,7 +70,8 @@ def command(input_path, output, style, model_file, superres, device, fp16, backe
     elif Path(input_path).exists() and Path(output).resolve() == Path(input_path).resolve():
         raise InputError("the output folder is the input; choose another name (inputs are never overwritten)")
     resize = inference_size(size, scale)
-    choice = choose_model(style=style, model_file=model_file, superres=int(superres) if superres else None)
+    choice = choose_model(style=style, model_file=model_file, superres=int(superres) if superres else None,
+                          variant=style_variant(variant, device))
     engine = build_engine(choice, backend=backend, device=device, fp16=fp16, tile=tile,
                           infer_scale=infer_scale, upsample=upsample)
     source = open_video_source(input_path, size=resize)
