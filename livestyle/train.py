@@ -72,8 +72,9 @@ KNOWN_DATASETS = {
 class RunOptions:
     """How one training run is executed (not what it learns): device, precision, bookkeeping.
 
-    ``amp``: "auto" (CUDA: the faster of fp32/TF32 and bf16, measured on a few steps; CPU: off),
-    "off", "bf16", "fp16". ``channels_last``: "auto" (CUDA: measured; CPU: off), "on", "off".
+    ``amp``: "auto" (CUDA and CPUs with native BF16: the faster of FP32 and bf16, measured on a few
+    steps; other CPUs: off), "off", "bf16", "fp16". ``channels_last``: "auto" (CUDA: measured; CPU:
+    off), "on", "off". A resumed run on the same kind of device keeps the choices it started with.
     ``checkpoint``: file written every ``checkpoint_every`` steps and at the end (None: no checkpoints);
     ``resume``: continue from it. ``preview_dir``: where a preview PNG goes every ``preview_every`` steps.
     ``time_limit_s``: end early once training has run this long (a device call has a fixed length);
@@ -367,8 +368,15 @@ def _time_steps(task: _Task, amp: str, channels_last: bool, device: torch.device
 
 
 def choose_precision_and_layout(task: _Task, options: RunOptions, device: torch.device) -> tuple[str, bool, dict]:
-    """Resolve "auto" AMP / channels_last: off on CPU; on CUDA the fastest of the candidates, timed."""
-    amps = [options.amp] if options.amp != "auto" else (["off", "bf16"] if device.type == "cuda" else ["off"])
+    """Resolve "auto" AMP / channels_last to the fastest of the candidates, timed on a few steps.
+
+    AMP candidates: off and bf16 on CUDA and on CPUs with native BF16 (AVX512-BF16 or AMX), else off;
+    channels_last is a candidate on CUDA only.
+    """
+    from .engines.torch_engine import cpu_has_native_bf16
+
+    has_bf16 = device.type == "cuda" or cpu_has_native_bf16()
+    amps = [options.amp] if options.amp != "auto" else (["off", "bf16"] if has_bf16 else ["off"])
     layouts = {"on": [True], "off": [False]}.get(options.channels_last,
                                                 [False, True] if device.type == "cuda" else [False])
     if len(amps) * len(layouts) == 1:
@@ -416,14 +424,7 @@ def train_loop(task: _Task, recipe_dict: dict, *, iterations: int, lr: float, se
     """Run Adam on ``task`` for ``iterations`` steps with checkpoints, resume, previews and a progress bar."""
     from tqdm import tqdm
 
-    amp, channels_last, layout_timings = choose_precision_and_layout(task, options, device)
-    task.set_layout(channels_last)
-    precision = _Precision(amp, device)
-    optimizer = torch.optim.Adam(task.model.parameters(), lr=lr)
-    generator = torch.Generator().manual_seed(seed)
-    history: dict[str, list[float]] = {"step": []}
-    start_step, elapsed_before, images_before = 0, 0.0, 0
-
+    state = None
     if options.resume:
         if not options.checkpoint:
             raise TrainingError("--resume needs a checkpoint file (--checkpoint)")
@@ -434,6 +435,19 @@ def train_loop(task: _Task, recipe_dict: dict, *, iterations: int, lr: float, se
                             and saved.get(k) != recipe_dict.get(k))
             raise TrainingError(f"cannot resume from {options.checkpoint}: it belongs to another run "
                                 f"(differs in {', '.join(differ) or 'task'})")
+        if state.get("device_type") == device.type:  # on the same kind of device, "auto" keeps the run's choices
+            options = replace(options, amp=state["amp"] if options.amp == "auto" else options.amp,
+                              channels_last=({True: "on", False: "off"}[state["channels_last"]]
+                                             if options.channels_last == "auto" else options.channels_last))
+    amp, channels_last, layout_timings = choose_precision_and_layout(task, options, device)
+    task.set_layout(channels_last)
+    precision = _Precision(amp, device)
+    optimizer = torch.optim.Adam(task.model.parameters(), lr=lr)
+    generator = torch.Generator().manual_seed(seed)
+    history: dict[str, list[float]] = {"step": []}
+    start_step, elapsed_before, images_before = 0, 0.0, 0
+
+    if state is not None:
         task.model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         generator.set_state(state["generator"])
@@ -449,6 +463,7 @@ def train_loop(task: _Task, recipe_dict: dict, *, iterations: int, lr: float, se
         save_checkpoint(options.checkpoint, {
             "format": CHECKPOINT_FORMAT, "task": task.name, "recipe": json.dumps(recipe_dict, sort_keys=True),
             "step": step, "seconds": seconds, "images": images,
+            "device_type": device.type, "amp": amp, "channels_last": channels_last,
             "model": {k: v.detach().cpu() for k, v in task.model.state_dict().items()},
             "optimizer": optimizer.state_dict(), "generator": generator.get_state(),
             "scaler": precision.scaler.state_dict() if precision.scaler is not None else {},
