@@ -65,7 +65,8 @@ def style_sheet(shared: Path, out: Path, catalog: Catalog) -> Path:
     for name in catalog.names("style"):
         target = folder / f"chicago_{name}.jpg"
         target.unlink(missing_ok=True)  # `livestyle image` never overwrites; this is our own earlier output
-        livestyle("image", str(content), "--style", name, "-o", str(target))
+        variant = catalog.entries[name].variant  # on a CPU, a plain name would otherwise run its small variant
+        livestyle("image", str(content), "--style", name, "--variant", variant, "-o", str(target))
         tiles.append(label(cv2.imread(str(target)), name))
     tiles = [cv2.resize(t, (480, round(480 * t.shape[0] / t.shape[1]))) for t in tiles]
     path = out / "styles.jpg"
