@@ -54,8 +54,8 @@ def run_options(f):
         click.option("--channels-last", type=click.Choice(["auto", "on", "off"]), default="auto",
                      show_default=True, help="Memory layout; auto times both on CUDA."),
         click.option("--amp", type=click.Choice(["auto", "off", "bf16", "fp16"]), default="auto", show_default=True,
-                     help="Mixed precision; auto times fp32/TF32 against bf16 on CUDA and on CPUs with "
-                          "native BF16 (AVX512-BF16/AMX), else off; a resumed run keeps its own."),
+                     help="Mixed precision; auto times fp32/TF32 against bf16 on CUDA, off on CPU; a "
+                          "resumed run keeps its own."),
         click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N."),
         click.option("--no-progress", is_flag=True, help="No progress bar."),
         click.option("--seed", type=int, default=0, show_default=True, help="Seed of weights and data order."),
