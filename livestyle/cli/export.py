@@ -24,7 +24,8 @@ from .options import model_options
                    "to the cache folder (see --cache-dir).")
 @click.option("--cache-dir", type=click.Path(file_okay=False), default=None,
               help="Cache folder (default: $LIVESTYLE_CACHE_DIR, the source tree's export/, or ~/.cache/livestyle).")
-def command(style, model_file, superres, variant, fmt, fp16, rewrite, min_shape, opt_shape, max_shape, output, cache_dir):
+def command(style, model_file, superres, variant, fmt, fp16, rewrite, min_shape, opt_shape, max_shape, output,
+            cache_dir):
     """Export a model: ONNX (checked with onnx.checker and ONNX Runtime) or a TensorRT engine.
 
     A plain style name exports its full model (--variant small: its small real-time variant).

@@ -47,8 +47,8 @@ def inference_size(size: str | None, scale: float | None):
 @click.option("--preset", default="veryfast", show_default=True, help="x264 speed preset.")
 @click.option("--no-audio", is_flag=True, help="Leave the sound out.")
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Show a progress bar.")
-def command(input_path, output, style, model_file, superres, variant, device, fp16, backend, infer_scale, upsample, size,
-            scale, strength, preserve_colors, tile, stabilize, batch, crf, preset, no_audio, progress):
+def command(input_path, output, style, model_file, superres, variant, device, fp16, backend, infer_scale, upsample,
+            size, scale, strength, preserve_colors, tile, stabilize, batch, crf, preset, no_audio, progress):
     """Stylise or upscale a video (or a folder of images); sound, timestamps and rotation kept.
 
     The output is written under a temporary name and renamed when done. On Ctrl-C the frames
