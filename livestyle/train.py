@@ -434,9 +434,9 @@ def train_loop(task: _Task, recipe_dict: dict, *, iterations: int, lr: float, se
             raise TrainingError(f"cannot resume from {options.checkpoint}: it belongs to another run "
                                 f"(differs in {', '.join(differ) or 'task'})")
         if state.get("device_type") == device.type:  # on the same kind of device, "auto" keeps the run's choices
+            saved_layout = "on" if state["channels_last"] else "off"
             options = replace(options, amp=state["amp"] if options.amp == "auto" else options.amp,
-                              channels_last=({True: "on", False: "off"}[state["channels_last"]]
-                                             if options.channels_last == "auto" else options.channels_last))
+                              channels_last=saved_layout if options.channels_last == "auto" else options.channels_last)
     amp, channels_last, layout_timings = choose_precision_and_layout(task, options, device)
     task.set_layout(channels_last)
     precision = _Precision(amp, device)
