@@ -105,6 +105,7 @@ class StyleRecipe:
     width: int = 32
     blocks: int = 5
     pixel_shuffle: bool = False  # the CPU-fast architecture (TransformNetConfig)
+    margin: int = 16  # the inference border margin (TransformNetConfig); training runs without it
     image_size: int = 256
     batch_size: int = 4
     iterations: int = 40_000
@@ -240,7 +241,7 @@ class StyleTask(_Task):
         self.config = style_objective_config(recipe)
         self.objective = objective
         self.model = transform_net(width=recipe.width, blocks=recipe.blocks,
-                                   pixel_shuffle=recipe.pixel_shuffle).to(device)
+                                   pixel_shuffle=recipe.pixel_shuffle, margin=recipe.margin).to(device)
         self.data = StyleData(bank, recipe.image_size)
         self.batch_size = recipe.batch_size
         self.preview_image = preview_image
@@ -406,8 +407,9 @@ def load_checkpoint(path: str | os.PathLike) -> dict:
 
 
 def _recipe_identity(recipe: dict) -> dict:
-    """The recipe fields that must match for a resume to continue the same run (iterations may grow)."""
-    return {k: v for k, v in recipe.items() if k != "iterations"}
+    """The recipe fields that must match for a resume to continue the same run (iterations may grow;
+    the inference margin does not change training)."""
+    return {k: v for k, v in recipe.items() if k not in ("iterations", "margin")}
 
 
 def _write_preview(path: Path, rgb: np.ndarray) -> None:
@@ -428,9 +430,9 @@ def train_loop(task: _Task, recipe_dict: dict, *, iterations: int, lr: float, se
             raise TrainingError("--resume needs a checkpoint file (--checkpoint)")
         state = load_checkpoint(options.checkpoint)
         saved = json.loads(state["recipe"])
-        if state["task"] != task.name or _recipe_identity(saved) != _recipe_identity(recipe_dict):
-            differ = sorted(k for k in set(saved) | set(recipe_dict) if k != "iterations"
-                            and saved.get(k) != recipe_dict.get(k))
+        before, now = _recipe_identity(saved), _recipe_identity(recipe_dict)
+        if state["task"] != task.name or before != now:
+            differ = sorted(k for k in set(before) | set(now) if before.get(k) != now.get(k))
             raise TrainingError(f"cannot resume from {options.checkpoint}: it belongs to another run "
                                 f"(differs in {', '.join(differ) or 'task'})")
         if state.get("device_type") == device.type:  # on the same kind of device, "auto" keeps the run's choices

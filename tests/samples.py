@@ -7,9 +7,9 @@ from livestyle.models import transform_net
 
 
 def tiny_style():
-    """A seeded width-4, one-block TransformNet in eval mode."""
+    """A seeded width-4, one-block TransformNet in eval mode, with a border margin as shipped models have."""
     torch.manual_seed(0)
-    return transform_net(width=4, blocks=1).eval()
+    return transform_net(width=4, blocks=1, margin=6).eval()
 
 
 def natural_image(h: int, w: int) -> torch.Tensor:

@@ -1,13 +1,14 @@
 import pytest
 import torch
 
-from livestyle.models import SRNet, SRNetConfig, TransformNet, sr_net, transform_net
+from livestyle.models import SRNet, SRNetConfig, TransformNet, TransformNetConfig, sr_net, transform_net
 
 
+@pytest.mark.parametrize("margin", [0, 6])
 @pytest.mark.parametrize("pixel_shuffle", [False, True])
 @pytest.mark.parametrize("h,w", [(16, 16), (17, 23), (33, 18), (5, 7), (1, 1)])
-def test_transform_net_keeps_any_size(h, w, pixel_shuffle):
-    net = transform_net(width=4, blocks=1, pixel_shuffle=pixel_shuffle).eval()
+def test_transform_net_keeps_any_size(h, w, pixel_shuffle, margin):
+    net = transform_net(width=4, blocks=1, pixel_shuffle=pixel_shuffle, margin=margin).eval()
     y = net(torch.rand(2, 3, h, w))
     assert y.shape == (2, 3, h, w)
     assert y.min() >= 0 and y.max() <= 1 and torch.isfinite(y).all()
@@ -61,9 +62,33 @@ def test_bad_scale_rejected():
         SRNetConfig(scale=3)
 
 
+@pytest.mark.parametrize("bad", [{"margin": -1}, {"width": 0}, {"blocks": -1}])
+def test_bad_transform_config_rejected(bad):
+    with pytest.raises(ValueError):
+        TransformNetConfig(**bad)
+
+
+@pytest.mark.parametrize("pixel_shuffle", [False, True])
+def test_margin_runs_the_plain_net_on_a_reflected_border_at_inference_only(pixel_shuffle):
+    torch.manual_seed(0)
+    with_margin = transform_net(width=4, blocks=1, pixel_shuffle=pixel_shuffle, margin=8)
+    plain = transform_net(width=4, blocks=1, pixel_shuffle=pixel_shuffle)
+    plain.load_state_dict(with_margin.state_dict())
+    x = torch.rand(2, 3, 20, 28)
+    with torch.no_grad():
+        reflected = torch.nn.functional.pad(x, (8, 8, 8, 8), mode="reflect")
+        expected = plain.eval()(reflected)[..., 8:-8, 8:-8]
+        assert torch.allclose(with_margin.eval()(x), expected, atol=1e-6)
+        assert not torch.allclose(plain(x), expected, atol=1e-3)  # the margin does change the border
+        # Training scores the network as it is, without the margin.
+        assert torch.equal(with_margin.train()(x), plain.train()(x))
+
+
 def test_config_round_trip():
-    net = transform_net(width=8, blocks=3)
-    assert isinstance(net, TransformNet) and net.config.to_dict() == {"width": 8, "blocks": 3, "pixel_shuffle": False}
+    net = transform_net(width=8, blocks=3, margin=12)
+    assert isinstance(net, TransformNet)
+    assert net.config.to_dict() == {"width": 8, "blocks": 3, "pixel_shuffle": False, "margin": 12}
+    assert TransformNet(TransformNetConfig(**net.config.to_dict())).config == net.config
     assert isinstance(SRNet(SRNetConfig(**sr_net(scale=8).config.to_dict())), SRNet)
 
 

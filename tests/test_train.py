@@ -168,7 +168,7 @@ def test_cli_trains_and_reports_skipped_images(style_image, dataset, lossnet_wei
     assert "skipped 1 unreadable image(s) of 7" in run.output
     entry = Catalog(tmp_path).get("cli")
     assert entry.recipe["objective"]["style_tap_weights"]["conv1"] == 2.0
-    assert entry.arch == {"width": 4, "blocks": 1, "pixel_shuffle": True} and entry.recipe["pixel_shuffle"]
+    assert entry.arch == {"width": 4, "blocks": 1, "pixel_shuffle": True, "margin": 16} and entry.recipe["pixel_shuffle"]
     assert Catalog(tmp_path).load(entry).config.pixel_shuffle
     assert (tmp_path / "cli.ckpt").is_file()
 

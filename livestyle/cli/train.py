@@ -127,6 +127,9 @@ def command() -> None:
 @click.option("--blocks", type=click.IntRange(min=0), default=5, show_default=True, help="Residual blocks.")
 @click.option("--pixel-shuffle", is_flag=True,
               help="CPU-fast architecture: pixel (un)shuffles instead of the full-resolution layers.")
+@click.option("--margin", type=click.IntRange(min=0), default=16, show_default=True,
+              help="Border margin at inference: reflection pixels added on each side and cropped off again, "
+                   "so the band of strokes training leaves along the edges stays off the picture (0: none).")
 @click.option("--name", default=None, help="Catalog name (default: OUT's stem).")
 @click.option("--variant", type=click.Choice(["full", "small"]), default="full", show_default=True)
 @click.option("--quality-image", "quality_images", multiple=True, type=click.Path(exists=True, dir_okay=False),
@@ -136,7 +139,7 @@ def style_command(style_image, dataset, output, batch_size, lr, data_limit, seed
                   channels_last, checkpoint, checkpoint_every, resume, time_limit, preview_every, preview_dir, catalog,
                   loss_net, loss_net_weights, content_taps, style_taps, content_weight, style_weight,
                   style_tap_weights, tv_weight, style_size, image_size, iterations, width, blocks, pixel_shuffle,
-                  name, variant, quality_images, gatys_iterations):
+                  margin, name, variant, quality_images, gatys_iterations):
     """Train a style network: livestyle train style --style-image IMG --dataset DIR -o FILE."""
     from ..objective import ObjectiveConfig
     from ..train import StyleRecipe, train_style
@@ -145,7 +148,7 @@ def style_command(style_image, dataset, output, batch_size, lr, data_limit, seed
                                 content_weight=content_weight, style_weight=style_weight, tv_weight=tv_weight,
                                 style_tap_weights=style_tap_weights, style_size=style_size)
     recipe = StyleRecipe(style_image=style_image, dataset=dataset, objective=objective, width=width, blocks=blocks,
-                         pixel_shuffle=pixel_shuffle, image_size=image_size, batch_size=batch_size,
+                         pixel_shuffle=pixel_shuffle, margin=margin, image_size=image_size, batch_size=batch_size,
                          iterations=iterations, lr=lr or 1e-3, seed=seed, data_limit=data_limit,
                          loss_net_weights=loss_net_weights)
     options = _run_options(output, device=device, amp=amp, channels_last=channels_last, checkpoint=checkpoint,

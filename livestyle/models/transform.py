@@ -99,11 +99,21 @@ class TransformNetConfig:
     RGB) become PixelUnshuffle(2) → 3×3 conv to 2·width, and 3×3 conv to 12 → PixelShuffle(2).
     No feature map is held at full resolution; the half- and quarter-resolution stages keep the
     paper's channels (2·width, 4·width).
+
+    ``margin``: at inference (eval mode) the input is reflection-padded by this many pixels on
+    every side and the output cropped back. Perceptual-loss training leaves a band of strong strokes
+    along the image edges (the style loss rewards it); the margin moves that band off the picture.
+    Training runs without it. bench/results/border-margin/ has the measurements behind 16.
     """
 
     width: int = 32
     blocks: int = 5
     pixel_shuffle: bool = False
+    margin: int = 0
+
+    def __post_init__(self):
+        if min(self.width, self.margin) < 0 or self.width == 0 or self.blocks < 0:
+            raise ValueError(f"need width ≥ 1, blocks ≥ 0 and margin ≥ 0, got {self}")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -116,9 +126,9 @@ class TransformNet(nn.Module):
     → up ×2 conv 2w → up ×2 conv w → 9×9 conv 3 → scaled tanh. The paper has w = 32.
     ``config.pixel_shuffle`` swaps the full-resolution layers for pixel (un)shuffles (see the config).
 
-    Input and output: float RGB, (N, 3, H, W), values in [0, 1]. Any H and W work: the input is
-    edge-padded (replicate) to a multiple of 4 (the encoder's stride), at least 8, and the output
-    cropped back.
+    Input and output: float RGB, (N, 3, H, W), values in [0, 1]. Any H and W work: in eval mode the
+    input gets its reflection ``config.margin``; then it is edge-padded (replicate) to a multiple of 4
+    (the encoder's stride), at least 8, and the output cropped back.
     """
 
     stride = 4
@@ -140,12 +150,18 @@ class TransformNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h, w = x.shape[-2:]
+        margin = 0 if self.training else self.config.margin
+        if margin:
+            # Reflection needs more than ``margin`` pixels: tiny inputs are edge-padded first. No
+            # branch on the size here, so a dynamic-shape export keeps this for every size.
+            small = (0, max(0, margin + 1 - w), 0, max(0, margin + 1 - h))
+            x = F.pad(F.pad(x, small, mode="replicate"), (margin, margin, margin, margin), mode="reflect")
         x = pad_to_multiple(x, self.stride, self.min_size)
         y = to_unit_range(self.decoder(self.residuals(self.encoder(x))))
-        return y[..., :h, :w]
+        return y[..., margin:margin + h, margin:margin + w]
 
 
-def transform_net(*, width: int = 32, blocks: int = 5, pixel_shuffle: bool = False) -> TransformNet:
+def transform_net(*, width: int = 32, blocks: int = 5, pixel_shuffle: bool = False, margin: int = 0) -> TransformNet:
     """The paper's style network (width 32, 5 blocks); smaller widths, and ``pixel_shuffle``, give
-    the real-time variants."""
-    return TransformNet(TransformNetConfig(width=width, blocks=blocks, pixel_shuffle=pixel_shuffle))
+    the real-time variants; ``margin``: the inference border margin (see TransformNetConfig)."""
+    return TransformNet(TransformNetConfig(width=width, blocks=blocks, pixel_shuffle=pixel_shuffle, margin=margin))
