@@ -65,8 +65,9 @@ def main() -> None:
                              "gatys": report["settings"]["gatys"],
                              "measured_on": machine(),
                              "report": str((args.out / f"eval-style-{name}.md").relative_to(ROOT))},
-            "note": "same objective (the recipe's loss network, taps and weights) for every row; rows with "
-                    "@F× run the model at F × the size and upsample (--infer-scale)",
+            "note": "same objective (the recipe's loss network, taps and weights) for every row; feed-forward "
+                    "rows run the model as shipped, with its border margin (arch.margin); rows with @F× run it at "
+                    "F × the size and upsample (--infer-scale)",
         }
         add_catalog_entry(ROOT / "weights", record)
         print(f"{name}: quality written to weights/catalog.json", flush=True)
