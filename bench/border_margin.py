@@ -12,7 +12,8 @@ and each margin, on every photo in the shared content/ folder at 640 on the long
   the same mean over the interior (40 px in from every edge) is the floor, since a margin also
   shifts the instance-norm statistics a little;
 - the recipe's objective (content, style, TV and total loss, same loss network and weights);
-- the extra pixels the network computes at 640×480.
+- the time per 640×480 frame with the engine ``auto`` picks on this CPU (torch BF16 where the CPU
+  has it natively, else torch FP32), every margin timed in turn each round (same machine load).
 
 Writes ``border-margin.json``, ``.md`` and ``border-margin.png`` (the top-left corner of the first
 photo at margins 0, 8 and 16, one row per model, enlarged 3×) under ``--out``.
@@ -24,6 +25,7 @@ import dataclasses
 import os
 import statistics
 import sys
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -34,7 +36,9 @@ sys.path.insert(0, str(ROOT))
 
 from livestyle._files import write_json_and_markdown  # noqa: E402
 from livestyle.catalog import Catalog  # noqa: E402
-from livestyle.engines.benchmark import cpu_model  # noqa: E402
+from livestyle.engines import TorchEngine  # noqa: E402
+from livestyle.engines.benchmark import cpu_model, interleaved_times, p90  # noqa: E402
+from livestyle.engines.torch_engine import cpu_has_native_bf16  # noqa: E402
 from livestyle.evaluate import objective_config_from_recipe  # noqa: E402
 from livestyle.io.images import Image, read_image, write_image  # noqa: E402
 from livestyle.models import TransformNet  # noqa: E402
@@ -72,6 +76,8 @@ def main() -> None:
     parser.add_argument("--margins", default="0,4,8,16,24,32")
     parser.add_argument("--reference", type=int, default=64, help="margin of the reference output")
     parser.add_argument("--size", type=int, default=640, help="long side of the content photos")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--iters", type=int, default=4)
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "border-margin")
     args = parser.parse_args()
 
@@ -83,6 +89,8 @@ def main() -> None:
     weights = os.environ.get("LIVESTYLE_LOSSNET_WEIGHTS",
                              str(args.shared / "lossnets" / "squeezenet1_1_imagenet.safetensors"))
     photos = [resize_long_side(image_to_batch(read_image(p).rgb), args.size) for p in contents]
+    precision = "bf16" if cpu_has_native_bf16() else "fp32"
+    frame = torch.rand(1, 3, 480, 640)
     rows, sheet = [], []
     for name in names:
         entry = catalog.get(name, "style")
@@ -90,6 +98,9 @@ def main() -> None:
         style = image_to_batch(read_image(args.shared / "styles" / entry.recipe["style_image"]["file"]).rgb)
         objective = build_objective(objective_config_from_recipe(entry.recipe), style, weights=weights)
         references = [with_margin(model, args.reference)(p) for p in photos]
+        engines = {m: TorchEngine(with_margin(model, m), device="cpu", precision=precision) for m in margins}
+        times = interleaved_times({m: partial(e, frame) for m, e in engines.items()}, rounds=args.rounds,
+                                  iters=args.iters)
         corners = []
         for margin in margins:
             net = with_margin(model, margin)
@@ -97,14 +108,16 @@ def main() -> None:
             deviation = mean_of([edge_deviation(o, r) for o, r in zip(outs, references)])
             loss = mean_of([objective(o.clamp(0, 1), p).as_floats() for o, p in zip(outs, photos)])
             rows.append({"model": name, "margin": margin, "edge_deviation": deviation, "loss": loss,
-                         "extra_pixels_640x480": (640 + 2 * margin) * (480 + 2 * margin) / (640 * 480) - 1})
+                         "engine": engines[margin].name, "ms_median_640x480": statistics.median(times[margin]),
+                         "ms_p90_640x480": p90(times[margin])})
             print(f"{name:18s} margin {margin:2d}  top {deviation['top']:5.1f} bottom {deviation['bottom']:5.1f} "
                   f"left {deviation['left']:5.1f} right {deviation['right']:5.1f} interior {deviation['interior']:4.1f}"
-                  f"  total loss {loss['total']:.5g}", flush=True)
+                  f"  total loss {loss['total']:.5g}  {rows[-1]['ms_median_640x480']:.1f} ms", flush=True)
             if margin in SHEET_MARGINS:
                 corners.append(outs[0][0, :, :48, :160].permute(1, 2, 0).numpy())
         sheet.append(np.concatenate([np.pad(c, ((0, 0), (0, 4), (0, 0)), constant_values=1.0) for c in corners], 1))
     result = {"device": f"CPU: {cpu_model()}, {os.cpu_count()} cores", "torch": torch.__version__,
+              "threads": torch.get_num_threads(), "load_after": os.getloadavg(),
               "contents": [p.name for p in contents], "long_side": args.size, "reference_margin": args.reference,
               "edge_rows": EDGE, "rows": rows}
     write_json_and_markdown(args.out, "border-margin", result, markdown(result))
@@ -119,14 +132,17 @@ def markdown(result: dict) -> str:
              f"Mean over {', '.join(result['contents'])} at {result['long_side']} px on the long side. Edge columns: "
              f"mean |output − output with margin {result['reference_margin']}| in 0..255 units over the outermost "
              f"{result['edge_rows']} rows/columns of each edge; interior: the same 40 px in from every edge (what "
-             "any margin shifts through the instance-norm statistics). Loss: the model's training objective.", "",
+             "any margin shifts through the instance-norm statistics). Loss: the model's training objective. "
+             "Time: model only, batch 1, 640×480, median (p90) of interleaved rounds, "
+             f"{result['threads']} torch threads, load average after {result['load_after'][0]:.2f}.", "",
              "| model | margin | top | bottom | left | right | interior | content | style | total | "
-             "extra pixels at 640×480 |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "ms per 640×480 frame |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in result["rows"]:
         d, loss = r["edge_deviation"], r["loss"]
         lines.append(f"| {r['model']} | {r['margin']} | {d['top']:.1f} | {d['bottom']:.1f} | {d['left']:.1f} | "
                      f"{d['right']:.1f} | {d['interior']:.1f} | {loss['content']:.5g} | {loss['style']:.5g} | "
-                     f"{loss['total']:.5g} | {r['extra_pixels_640x480']:+.1%} |")
+                     f"{loss['total']:.5g} | {r['ms_median_640x480']:.1f} ({r['ms_p90_640x480']:.1f}), "
+                     f"{r['engine']} |")
     lines += ["", "border-margin.png: the top-left 160×48 of the first photo at margins "
               f"{', '.join(map(str, SHEET_MARGINS))} (left to right), one row per model, 3× enlarged."]
     return "\n".join(lines) + "\n"

@@ -38,8 +38,8 @@ def engines_for(model: torch.nn.Module) -> dict:
     engines = {"onnxruntime-fp32": OnnxRuntimeEngine(model, device="cpu"),
                "torch-fp32": TorchEngine(model, device="cpu")}
     if cpu_has_native_bf16():
-        engines["torch-bf16-nchw"] = TorchEngine(model, device="cpu", precision="bf16", channels_last=False)
-        engines["torch-bf16"] = TorchEngine(model, device="cpu", precision="bf16")  # channels_last
+        engines["torch-bf16"] = TorchEngine(model, device="cpu", precision="bf16")
+        engines["torch-bf16-nhwc"] = TorchEngine(model, device="cpu", precision="bf16", channels_last=True)
     return engines
 
 

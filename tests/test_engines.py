@@ -73,7 +73,7 @@ def test_cpu_bf16_close_to_fp32(pixel_shuffle):
     x = natural_image(96, 80)
     expected = TorchEngine(model, device="cpu")(x)
     engine = TorchEngine(model, device="cpu", precision="bf16")
-    assert engine.name == "torch-cpu-bf16-channels_last"
+    assert engine.name == "torch-cpu-bf16"
     out = engine(x)
     assert out.dtype == torch.float32 and out.shape == expected.shape
     assert psnr(out, expected) > 35.0  # BF16 keeps 8 mantissa bits: ≈ 1/255 per value at worst here
@@ -111,7 +111,7 @@ def test_half_precision_on_the_cpu_is_bf16_with_torch(monkeypatch):
     monkeypatch.setattr(torch_engine, "cpu_has_native_bf16", lambda: True)
     for backend in ("auto", "torch"):
         engine = create_engine(transform_net(width=8, blocks=1), backend=backend, device="cpu", fp16=True)
-        assert engine.name == "torch-cpu-bf16-channels_last"
+        assert engine.name == "torch-cpu-bf16"
     monkeypatch.setattr(torch_engine, "cpu_has_native_bf16", lambda: False)
     with pytest.raises(BackendUnavailableError, match="AVX512-BF16 or AMX"):
         create_engine(tiny_style(), backend="auto", device="cpu", fp16=True)
@@ -122,7 +122,7 @@ def test_auto_on_a_bf16_cpu_runs_style_nets_in_bf16_and_sr_nets_in_fp32(monkeypa
 
     monkeypatch.setattr(torch_engine, "cpu_has_native_bf16", lambda: True)
     style = transform_net(width=8, blocks=1, pixel_shuffle=True)
-    assert create_engine(style, device="cpu").name == "torch-cpu-bf16-channels_last"
+    assert create_engine(style, device="cpu").name == "torch-cpu-bf16"
     assert create_engine(sr_net(scale=4, width=8, blocks=1), device="cpu", cache_dir=export_cache).name \
         == "onnxruntime-cpu-fp32"
     assert create_engine(tiny_style(), device="cpu").name.endswith("fp32")  # too narrow to gain
@@ -201,7 +201,7 @@ def test_cpu_benchmark_times_bf16_where_the_cpu_has_it(monkeypatch, native):
     monkeypatch.setattr(torch_engine, "cpu_has_native_bf16", lambda: native)
     labels = [c.label for c in default_candidates(torch.device("cpu"))]
     assert labels[:3] == [BASELINE_EAGER, "torch-cpu-fp32", "onnxruntime-cpu-fp32"]
-    assert ("torch-cpu-bf16-channels_last" in labels) == native
+    assert ("torch-cpu-bf16" in labels) == native
 
 
 def test_benchmark_records_unbuildable_engines_as_skipped():

@@ -77,10 +77,11 @@ def test_checkpoint_then_resume_equals_uninterrupted_run(style_image, dataset, l
     ckpt = str(tmp_path / "run.ckpt")
     first = tiny_recipe(style_image, dataset, lossnet_weights, iterations=4)
     train_style(first, tmp_path / "part.safetensors", RunOptions(**{**FAST.__dict__, "checkpoint": ckpt}))
-    resumed = train_style(tiny_recipe(style_image, dataset, lossnet_weights, iterations=8),
+    # Another inference margin is no other run: training never uses it.
+    resumed = train_style(tiny_recipe(style_image, dataset, lossnet_weights, iterations=8, margin=4),
                           tmp_path / "part.safetensors",
                           RunOptions(**{**FAST.__dict__, "checkpoint": ckpt, "resume": True}))
-    assert resumed.steps == 8
+    assert resumed.steps == 8 and resumed.model.config.margin == 4 and whole.model.config.margin == 16
     for (key, a), b in zip(whole.model.state_dict().items(), resumed.model.state_dict().values()):
         assert torch.equal(a, b), key  # bit-identical on CPU
     assert resumed.history["total"] == whole.history["total"]

@@ -96,7 +96,7 @@ def default_candidates(device: torch.device, *, cache_dir: str | os.PathLike | N
         found += [Candidate("torch-cpu-fp32", "fp32", torch_engine()),
                   Candidate("onnxruntime-cpu-fp32", "fp32", onnx_engine())]
         if cpu_has_native_bf16():
-            found.append(Candidate("torch-cpu-bf16-channels_last", "bf16", torch_engine(precision="bf16")))
+            found.append(Candidate("torch-cpu-bf16", "bf16", torch_engine(precision="bf16")))
         return found
     found += [Candidate(BASELINE_COMPILE, "fp16", _compile_baseline),
               Candidate("torch-cuda-fp16-graphs", "fp16", torch_engine(fp16=True, cuda_graphs=True)),

@@ -48,14 +48,15 @@ class TorchEngine:
     there, so it is used only for the FP32 statistics of half precision on CUDA), off on CUDA (not
     yet measured there). The name lists options that differ from
     these defaults ("-plain" for a CPU engine without rewrites). ``channels_last``: NHWC memory
-    layout (default: on for BF16 on the CPU, 1–7% faster there in bench/results/cpu-realtime/, else
-    off). ``cuda_graphs``: capture one CUDA graph per input shape (CUDA only, default there;
+    layout (default off: with the shipped models' 16 px border margin, BF16 at 640×480 on the CPU
+    took 4–9% more time in NHWC, bench/results/cpu-realtime/margin16/; without the margin it had
+    been 1–7% faster). ``cuda_graphs``: capture one CUDA graph per input shape (CUDA only, default there;
     replays skip the Python and launch overhead). ``compile``: torch.compile with static shapes (one compile per shape, slow the first time).
     Input/output: float32 (N, 3, H, W) in [0, 1]; output on the engine's device.
     """
 
     def __init__(self, model: nn.Module, *, device: torch.device | str | None = None, fp16: bool = False,
-                 precision: str | None = None, rewrites: bool | None = None, channels_last: bool | None = None,
+                 precision: str | None = None, rewrites: bool | None = None, channels_last: bool = False,
                  cuda_graphs: bool | None = None, compile: bool = False):
         self.device = device if isinstance(device, torch.device) else resolve_device(device)
         precision = precision or ("fp16" if fp16 else "fp32")
@@ -68,8 +69,6 @@ class TorchEngine:
             raise BackendUnavailableError("BF16 on the CPU needs AVX512-BF16 or AMX, which this CPU lacks")
         self.dtype = DTYPES[precision]
         self.scale = int(getattr(model, "scale", 1))
-        if channels_last is None:
-            channels_last = on_cpu and self.dtype == torch.bfloat16
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
 
         default_rewrites = on_cpu

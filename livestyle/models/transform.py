@@ -112,7 +112,7 @@ class TransformNetConfig:
     margin: int = 0
 
     def __post_init__(self):
-        if min(self.width, self.margin) < 0 or self.width == 0 or self.blocks < 0:
+        if self.width < 1 or self.blocks < 0 or self.margin < 0:
             raise ValueError(f"need width ≥ 1, blocks ≥ 0 and margin ≥ 0, got {self}")
 
     def to_dict(self) -> dict:
