@@ -18,7 +18,7 @@ import torch
 
 from livestyle.errors import InputError, LivestyleError
 from livestyle.io.pipeline import InferStage, LatestQueue, Pipeline, PipelineError
-from livestyle.io.sinks import VideoFileSink, partial_path
+from livestyle.io.sinks import NullSink, VideoFileSink, partial_path
 from livestyle.io.sources import Frame, InferenceSize, VideoFileSource, rotate_for_display
 
 BITS = 8  # frame index drawn as 8 black/white blocks in the top row
@@ -199,6 +199,14 @@ def test_file_pipeline_keeps_every_frame_in_order_with_timestamps(tmp_path, monk
     assert result.stats.dropped == 0 and result.stats.frames_out == len(pts)
     assert set(result.stats.stages) == {"capture", "infer", "output"}
     assert livestyle_threads() == []
+
+
+def test_a_discarding_sink_reports_no_output_stage(tmp_path):
+    sink = NullSink()
+    result = Pipeline(VideoFileSource(make_clip(tmp_path / "in.mp4", frames=4)), InferStage(IdentityEngine()),
+                      [sink]).run()
+    assert result.status == "complete" and sink.frames_written == result.stats.frames_out == 4
+    assert set(result.stats.stages) == {"capture", "infer"} and "output" not in result.stats.summary()
 
 
 def test_batches_group_frames_of_one_size(tmp_path):

@@ -435,7 +435,8 @@ class Pipeline:
 
     def _output(self, on_main_thread: bool, monitor: Callable[[PipelineStats], None] | None,
                 interval_s: float) -> None:
-        stats = self.stats.stage("output")
+        # Sinks that only discard do no output work; timing them would report millions of fps.
+        stats = None if all(getattr(s, "discards", False) for s in self.sinks) else self.stats.stage("output")
         idle_hooks = [s.idle for s in self.sinks if hasattr(s, "idle")]
         next_monitor = 0.0
         try:
@@ -462,7 +463,8 @@ class Pipeline:
                 keep_going = True
                 for sink in self.sinks:
                     keep_going = sink.write(item) is not False and keep_going
-                stats.add(1, time.perf_counter() - t0)
+                if stats is not None:
+                    stats.add(1, time.perf_counter() - t0)
                 self.stats.frame_out(item)
                 if not keep_going:
                     self.quit_requested = True

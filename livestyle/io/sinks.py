@@ -268,6 +268,7 @@ class NullSink:
     """Discards frames (benchmarks, headless runs); counts them."""
 
     needs_main_thread = False
+    discards = True  # no output work: the pipeline reports no output stage for it
 
     def __init__(self):
         self.frames_written = 0
