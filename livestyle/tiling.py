@@ -24,6 +24,7 @@ for frames that do not fit, not for speed.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 
 import torch
@@ -213,6 +214,11 @@ class TiledEngine:
             raise BackendUnavailableError("--fp16 needs a CUDA device; this run is on the CPU")
         self.dtype = torch.float16 if fp16 else torch.float32
         net, self.norms = with_stats_instance_norm(model)
+        # A style net's border margin belongs to the whole frame: added once around it here, not
+        # around every tile (which would reflect each tile's own edges).
+        self.frame_margin = getattr(getattr(net, "config", None), "margin", 0)
+        if self.frame_margin:
+            net.config = dataclasses.replace(net.config, margin=0)
         self.model = net.eval().to(self.device, self.dtype)
         self.scale = getattr(model, "scale", 1)
         self.name = f"torch-{self.device.type}-{'fp16' if fp16 else 'fp32'}-tiled{self.tile}"
@@ -275,7 +281,14 @@ class TiledEngine:
 
     @torch.inference_mode()
     def __call__(self, batch: torch.Tensor) -> torch.Tensor:
+        from .models.transform import reflect_margin
+
         batch = batch.to(self.device, self.dtype, non_blocking=True)
+        h, w = batch.shape[-2:]
+        m = self.frame_margin
+        return self._run(reflect_margin(batch, m))[:, :, m:m + h, m:m + w] if m else self._run(batch)
+
+    def _run(self, batch: torch.Tensor) -> torch.Tensor:
         n, _, h, w = batch.shape
         if h <= self.tile and w <= self.tile:
             self._set_mode("live")

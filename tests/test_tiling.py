@@ -28,6 +28,7 @@ def untiled(net, x):
 
 @pytest.mark.parametrize("make,size,tile", [
     (lambda: transform_net(width=4, blocks=1), (50, 70), 32),  # not multiples of 4: padded like the net does
+    (lambda: transform_net(width=4, blocks=1, margin=6), (50, 70), 32),  # the margin goes around the frame once
     (lambda: sr_net(scale=4, width=4, blocks=1), (22, 37), 16),
 ])
 def test_exact_statistics_match_untiled(make, size, tile):

@@ -85,6 +85,17 @@ def pad_to_multiple(x: torch.Tensor, multiple: int, min_size: int) -> torch.Tens
     return x
 
 
+def reflect_margin(x: torch.Tensor, margin: int) -> torch.Tensor:
+    """Reflection-pad every side of (N, C, H, W) by ``margin``; sides of ``margin`` pixels or fewer
+    are edge-padded (replicate) first, since reflection needs more."""
+    if not margin:
+        return x
+    h, w = x.shape[-2:]
+    # No branch on the size here, so a dynamic-shape export keeps this for every size.
+    small = (0, max(0, margin + 1 - w), 0, max(0, margin + 1 - h))
+    return F.pad(F.pad(x, small, mode="replicate"), (margin, margin, margin, margin), mode="reflect")
+
+
 def to_unit_range(x: torch.Tensor) -> torch.Tensor:
     """The paper's scaled tanh output, mapped to the [0, 1] image range."""
     return (torch.tanh(x) + 1.0) * 0.5
@@ -151,12 +162,7 @@ class TransformNet(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h, w = x.shape[-2:]
         margin = 0 if self.training else self.config.margin
-        if margin:
-            # Reflection needs more than ``margin`` pixels: tiny inputs are edge-padded first. No
-            # branch on the size here, so a dynamic-shape export keeps this for every size.
-            small = (0, max(0, margin + 1 - w), 0, max(0, margin + 1 - h))
-            x = F.pad(F.pad(x, small, mode="replicate"), (margin, margin, margin, margin), mode="reflect")
-        x = pad_to_multiple(x, self.stride, self.min_size)
+        x = pad_to_multiple(reflect_margin(x, margin), self.stride, self.min_size)
         y = to_unit_range(self.decoder(self.residuals(self.encoder(x))))
         return y[..., margin:margin + h, margin:margin + w]
 
