@@ -36,12 +36,13 @@ def shared_data() -> Path:
 
 @pytest.fixture
 def tiny_style_file(tmp_path) -> Path:
-    """A small random-weight style model saved as a livestyle safetensors file."""
+    """A small random-weight style model saved as a livestyle safetensors file, with a border margin
+    as shipped models have."""
     from livestyle import save_model_file, transform_net
 
     torch.manual_seed(0)
     path = tmp_path / "tiny_style.safetensors"
-    save_model_file(transform_net(width=4, blocks=1), path)
+    save_model_file(transform_net(width=4, blocks=1, margin=6), path)
     return path
 
 

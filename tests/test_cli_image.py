@@ -127,6 +127,7 @@ def test_styles_lists_style_and_sr_models(tmp_path, monkeypatch, tiny_style_file
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
     assert lines[1].split()[:3] == ["tiny_style", "style", "full"] and "test credit" in lines[1]
+    assert "margin 6" in lines[1]  # the test model's border margin
     assert lines[2].split()[:4] == ["tiny_sr", "superres", "full", "×4,"] and "width 4, 1 blocks" in lines[2]
 
 

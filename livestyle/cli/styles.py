@@ -31,4 +31,6 @@ def architecture(arch: dict) -> str:
         words.append(f"{arch['blocks']} blocks")
     if arch.get("pixel_shuffle"):
         words.append("pixel-shuffle")
+    if arch.get("margin"):
+        words.append(f"margin {arch['margin']}")
     return ", ".join(words) or "-"
