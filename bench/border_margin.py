@@ -98,13 +98,13 @@ def main() -> None:
         style = image_to_batch(read_image(args.shared / "styles" / entry.recipe["style_image"]["file"]).rgb)
         objective = build_objective(objective_config_from_recipe(entry.recipe), style, weights=weights)
         references = [with_margin(model, args.reference)(p) for p in photos]
-        engines = {m: TorchEngine(with_margin(model, m), device="cpu", precision=precision) for m in margins}
+        nets = {m: with_margin(model, m) for m in margins}
+        engines = {m: TorchEngine(net, device="cpu", precision=precision) for m, net in nets.items()}
         times = interleaved_times({m: partial(e, frame) for m, e in engines.items()}, rounds=args.rounds,
                                   iters=args.iters)
         corners = []
         for margin in margins:
-            net = with_margin(model, margin)
-            outs = [net(p) for p in photos]
+            outs = [nets[margin](p) for p in photos]
             deviation = mean_of([edge_deviation(o, r) for o, r in zip(outs, references)])
             loss = mean_of([objective(o.clamp(0, 1), p).as_floats() for o, p in zip(outs, photos)])
             rows.append({"model": name, "margin": margin, "edge_deviation": deviation, "loss": loss,

@@ -33,6 +33,7 @@ from torch import nn
 
 from .engines.torch_engine import resolve_device
 from .errors import BackendUnavailableError, LivestyleError
+from .models.transform import reflect_margin
 
 DEFAULT_OVERLAP = 32
 
@@ -281,8 +282,6 @@ class TiledEngine:
 
     @torch.inference_mode()
     def __call__(self, batch: torch.Tensor) -> torch.Tensor:
-        from .models.transform import reflect_margin
-
         batch = batch.to(self.device, self.dtype, non_blocking=True)
         h, w = batch.shape[-2:]
         m = self.frame_margin
