@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 from ._files import atomic_output, check_output_path, sha256_of
-from .catalog import CATALOG_FILE, save_model_file
+from .catalog import CATALOG_FILE, load_model_file, save_model_file
 from .data import ImageBank, StyleData, SuperResData, decode_images, make_low_resolution
 from .errors import InputError, TrainingError
 from .losses import pixel_loss, total_variation_loss
@@ -412,6 +412,23 @@ def _recipe_identity(recipe: dict) -> dict:
     return {k: v for k, v in recipe.items() if k not in ("iterations", "margin")}
 
 
+def load_initial_weights(model: nn.Module, path: str | os.PathLike) -> dict:
+    """Start ``model`` from a trained model file of the same architecture (``--init``: fine-tuning a model,
+    or continuing one whose checkpoint is gone; Adam starts afresh). Returns the recipe's record of the file."""
+    source, _ = load_model_file(path)
+
+    def architecture(net: nn.Module) -> dict | None:
+        config = getattr(net, "config", None)  # the margin is not a weight: it may differ
+        return {k: v for k, v in config.to_dict().items() if k != "margin"} if config is not None else None
+
+    if type(source) is not type(model) or architecture(source) != architecture(model):
+        raise TrainingError(f"--init {path}: its network ({type(source).__name__} {architecture(source)}) is not "
+                            f"the one this run trains ({type(model).__name__} {architecture(model)}); "
+                            "give the same architecture options")
+    model.load_state_dict(source.state_dict())
+    return {"file": Path(path).name, "sha256": sha256_of(path)}
+
+
 def _write_preview(path: Path, rgb: np.ndarray) -> None:
     from .io.images import Image, write_image
 
@@ -560,8 +577,11 @@ def _load_bank(dataset: str, device: torch.device, *, short_side: int | None, mi
 
 def train_style(recipe: StyleRecipe, output: str | os.PathLike, options: RunOptions = RunOptions(), *,
                 name: str | None = None, variant: str = "full", quality_images: list[str] | None = None,
-                gatys_iterations: tuple[int, ...] = (), on_log=None) -> TrainingResult:
-    """Train a style network per ``recipe`` and write ``output`` (safetensors) and ``output``.json (catalog entry)."""
+                gatys_iterations: tuple[int, ...] = (), init: str | None = None, on_log=None) -> TrainingResult:
+    """Train a style network per ``recipe`` and write ``output`` (safetensors) and ``output``.json (catalog entry).
+
+    ``init``: a model file of the same architecture to start from (:func:`load_initial_weights`).
+    """
     from .io.images import read_image
 
     output = check_output_path(output, recipe.style_image)
@@ -581,6 +601,8 @@ def train_style(recipe: StyleRecipe, output: str | os.PathLike, options: RunOpti
     task = StyleTask(recipe, objective, bank, device, _center_crop(bank, recipe.image_size, device))
     recipe_dict = recipe.to_dict()
     recipe_dict["objective"] = task.config.to_dict()
+    if init:
+        recipe_dict["init"] = load_initial_weights(task.model, init)
     result = train_loop(task, recipe_dict, iterations=recipe.iterations, lr=recipe.lr, seed=recipe.seed,
                         device=device, options=options, data_info=data_info, on_log=on_log)
     quality = {}
@@ -603,8 +625,12 @@ def train_style(recipe: StyleRecipe, output: str | os.PathLike, options: RunOpti
 
 
 def train_superres(recipe: SuperResRecipe, output: str | os.PathLike, options: RunOptions = RunOptions(), *,
-                   name: str | None = None, quality_sets: dict[str, str] | None = None, on_log=None) -> TrainingResult:
-    """Train an SR network per ``recipe``; write ``output`` (safetensors) and ``output``.json (catalog entry)."""
+                   name: str | None = None, quality_sets: dict[str, str] | None = None, init: str | None = None,
+                   on_log=None) -> TrainingResult:
+    """Train an SR network per ``recipe``; write ``output`` (safetensors) and ``output``.json (catalog entry).
+
+    ``init``: a model file of the same architecture to start from (:func:`load_initial_weights`).
+    """
     output = check_output_path(output)
     recipe = recipe.resolved()
     device = resolve_device(options.device)
@@ -618,6 +644,8 @@ def train_superres(recipe: SuperResRecipe, output: str | os.PathLike, options: R
                                  limit=recipe.data_limit, workers=options.workers)
     task = SuperResTask(recipe, objective, bank, device, _center_crop(bank, recipe.patch_size, device))
     recipe_dict = recipe.to_dict()
+    if init:
+        recipe_dict["init"] = load_initial_weights(task.model, init)
     result = train_loop(task, recipe_dict, iterations=recipe.iterations, lr=recipe.lr, seed=recipe.seed,
                         device=device, options=options, data_info=data_info, on_log=on_log)
     quality = measure_superres_quality(result.model, quality_sets, device) if quality_sets else {}

@@ -9,6 +9,7 @@ from click.testing import CliRunner
 
 from samples import smooth_image
 from livestyle import Catalog, load_model_file
+from livestyle._files import sha256_of
 from livestyle.cli import main
 from livestyle.errors import TrainingError
 from livestyle.models.lossnets import ENV_WEIGHTS
@@ -156,6 +157,31 @@ def test_superres_pixel_and_feat_train(dataset, lossnet_weights, tmp_path):
                           tmp_path / "x8.safetensors", FAST)
     assert set(feat.final_losses) == {"total", "feat", "tv"}
     assert feat.entry["recipe"]["feature_taps"] == ["fire2"]
+
+
+def test_init_starts_from_a_trained_model_and_is_recorded(style_image, dataset, lossnet_weights, tmp_path):
+    torch.set_num_threads(1)
+    first = tmp_path / "first.safetensors"
+    train_style(tiny_recipe(style_image, dataset, lossnet_weights, iterations=30), first, FAST)
+    later = tiny_recipe(style_image, dataset, lossnet_weights, iterations=2, seed=1)
+    fresh = train_style(later, tmp_path / "fresh.safetensors", FAST)
+    continued = train_style(later, tmp_path / "continued.safetensors", FAST, init=str(first))
+    assert continued.history["total"][0] < 0.8 * fresh.history["total"][0]
+    assert continued.entry["recipe"]["init"] == {"file": "first.safetensors", "sha256": sha256_of(first)}
+    assert "init" not in fresh.entry["recipe"]
+
+    # Through the CLI at learning rate 0 the weights come out as they went in; another architecture is refused.
+    args = ["train", "style", "--style-image", str(style_image), "--dataset", str(dataset), "--loss-net-weights",
+            str(lossnet_weights), "--iterations", "1", "--blocks", "1", "--image-size", "32", "--style-size", "48",
+            "--batch-size", "2", "--device", "cpu", "--no-progress", "--lr", "0", "--init", str(first)]
+    run = CliRunner().invoke(main, args + ["--width", "4", "-o", str(tmp_path / "same.safetensors")])
+    assert run.exit_code == 0, run.output
+    for (key, a), b in zip(load_model_file(first)[0].state_dict().items(),
+                           load_model_file(tmp_path / "same.safetensors")[0].state_dict().values()):
+        assert torch.equal(a, b), key
+    run = CliRunner().invoke(main, args + ["--width", "8", "-o", str(tmp_path / "wider.safetensors")])
+    assert run.exit_code == 1 and "is not the one this run trains" in run.output
+    assert "Traceback" not in run.output and not (tmp_path / "wider.safetensors").exists()
 
 
 def test_cli_trains_and_reports_skipped_images(style_image, dataset, lossnet_weights, tmp_path):

@@ -48,6 +48,9 @@ def run_options(f):
         click.option("--time-limit", type=click.FloatRange(min=0), default=None, metavar="SECONDS",
                      help="Stop after this much training time and write the model (the entry says so)."),
         click.option("--resume", is_flag=True, help="Continue the run saved in --checkpoint."),
+        click.option("--init", type=click.Path(exists=True, dir_okay=False), default=None,
+                     help="Start from this model file (same architecture): fine-tune a trained model, or go on "
+                          "training one whose checkpoint is gone. Adam starts afresh."),
         click.option("--checkpoint-every", type=click.IntRange(min=0), default=1000, show_default=True),
         click.option("--checkpoint", type=click.Path(dir_okay=False), default=None,
                      help="Checkpoint file (default: OUT with suffix .ckpt)."),
@@ -136,8 +139,8 @@ def command() -> None:
               help="Content photo to measure the final losses on (repeatable).")
 @click.option("--gatys-iterations", default="", help="Also measure Gatys after these L-BFGS counts, e.g. 100,500.")
 def style_command(style_image, dataset, output, batch_size, lr, data_limit, seed, no_progress, device, amp,
-                  channels_last, checkpoint, checkpoint_every, resume, time_limit, preview_every, preview_dir, catalog,
-                  loss_net, loss_net_weights, content_taps, style_taps, content_weight, style_weight,
+                  channels_last, checkpoint, checkpoint_every, resume, init, time_limit, preview_every, preview_dir,
+                  catalog, loss_net, loss_net_weights, content_taps, style_taps, content_weight, style_weight,
                   style_tap_weights, tv_weight, style_size, image_size, iterations, width, blocks, pixel_shuffle,
                   margin, name, variant, quality_images, gatys_iterations):
     """Train a style network: livestyle train style --style-image IMG --dataset DIR -o FILE."""
@@ -149,14 +152,14 @@ def style_command(style_image, dataset, output, batch_size, lr, data_limit, seed
                                 style_tap_weights=style_tap_weights, style_size=style_size)
     recipe = StyleRecipe(style_image=style_image, dataset=dataset, objective=objective, width=width, blocks=blocks,
                          pixel_shuffle=pixel_shuffle, margin=margin, image_size=image_size, batch_size=batch_size,
-                         iterations=iterations, lr=lr or 1e-3, seed=seed, data_limit=data_limit,
+                         iterations=iterations, lr=1e-3 if lr is None else lr, seed=seed, data_limit=data_limit,
                          loss_net_weights=loss_net_weights)
     options = _run_options(output, device=device, amp=amp, channels_last=channels_last, checkpoint=checkpoint,
                            checkpoint_every=checkpoint_every, resume=resume, preview_dir=preview_dir,
                            preview_every=preview_every, no_progress=no_progress, time_limit=time_limit)
     counts = tuple(int(c) for c in gatys_iterations.split(",") if c.strip())
     result = train_style(recipe, output, options, name=name, variant=variant, quality_images=list(quality_images),
-                         gatys_iterations=counts)
+                         gatys_iterations=counts, init=init)
     _report(result, output, catalog)
 
 
@@ -182,7 +185,7 @@ def style_command(style_image, dataset, output, batch_size, lr, data_limit, seed
 @click.option("--eval-set", "eval_sets", multiple=True, metavar="NAME=DIR",
               help="Measure PSNR/SSIM against bicubic on this folder of HR images (repeatable).")
 def superres_command(scale, loss, dataset, output, batch_size, lr, data_limit, seed, no_progress, device, amp,
-                     channels_last, checkpoint, checkpoint_every, resume, time_limit, preview_every, preview_dir,
+                     channels_last, checkpoint, checkpoint_every, resume, init, time_limit, preview_every, preview_dir,
                      catalog, loss_net, loss_net_weights, feature_taps, tv_weight, patch_size, iterations, width,
                      blocks, residual, norm, blur_sigma, name, eval_sets):
     """Train a ×4/×8 SR network: livestyle train superres --scale 4 --loss pixel --dataset DIR -o FILE."""
@@ -203,5 +206,5 @@ def superres_command(scale, loss, dataset, output, batch_size, lr, data_limit, s
     options = _run_options(output, device=device, amp=amp, channels_last=channels_last, checkpoint=checkpoint,
                            checkpoint_every=checkpoint_every, resume=resume, preview_dir=preview_dir,
                            preview_every=preview_every, no_progress=no_progress, time_limit=time_limit)
-    result = train_superres(recipe, output, options, name=name, quality_sets=sets or None)
+    result = train_superres(recipe, output, options, name=name, quality_sets=sets or None, init=init)
     _report(result, output, catalog)
