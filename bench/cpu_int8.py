@@ -1,0 +1,143 @@
+"""Issue 9's INT8 route on the CPU, measured: static INT8 (ONNX Runtime QDQ) against FP32 and torch BF16.
+
+    .venv/bin/python bench/cpu_int8.py [--names kandinsky_small,wave_small] [--rounds 5] [--out DIR]
+
+For each small style model: its ONNX export (as the CPU engine runs it) is quantized statically
+with ONNX Runtime (QDQ around the convolutions only, INT8 weights per output channel, UINT8
+activations, MinMax ranges calibrated on ``--calibration`` training photos, never the content
+photos scored below). Then, in one run with interleaved rounds: the model-only latency at 480×640
+of ONNX Runtime FP32, ONNX Runtime INT8 and torch BF16 (where the CPU has it natively), and the
+recipe's objective on every content photo at 640 on the long side for each engine's output.
+Writes ``cpu-int8.json`` and ``.md`` under ``--out``.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from livestyle._files import write_json_and_markdown  # noqa: E402
+from livestyle.catalog import Catalog  # noqa: E402
+from livestyle.engines import TorchEngine  # noqa: E402
+from livestyle.engines.benchmark import cpu_model, interleaved_times, p90  # noqa: E402
+from livestyle.engines.onnx_engine import OnnxRuntimeEngine  # noqa: E402
+from livestyle.engines.torch_engine import cpu_has_native_bf16  # noqa: E402
+from livestyle.evaluate import objective_config_from_recipe  # noqa: E402
+from livestyle.export import INPUT_NAME, cached_onnx  # noqa: E402
+from livestyle.io.images import read_image  # noqa: E402
+from livestyle.objective import build_objective, image_to_batch, resize_long_side  # noqa: E402
+
+
+def quantize_int8(fp32_onnx: Path, out: Path, photos: list[Path], long_side: int) -> Path:
+    """Static INT8 QDQ copy of ``fp32_onnx`` at ``out``, activation ranges from ``photos``."""
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quant_pre_process, \
+        quantize_static
+
+    class Photos(CalibrationDataReader):
+        def __init__(self):
+            self.batches = iter(resize_long_side(image_to_batch(read_image(p).rgb), long_side).numpy()
+                                for p in photos)
+
+        def get_next(self):
+            batch = next(self.batches, None)
+            return None if batch is None else {INPUT_NAME: batch}
+
+    prepared = out.with_name(out.stem + "-prepared.onnx")
+    quant_pre_process(str(fp32_onnx), str(prepared), skip_symbolic_shape=True)  # dynamic H/W defeats it
+    quantize_static(str(prepared), str(out), Photos(), quant_format=QuantFormat.QDQ, per_channel=True,
+                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                    op_types_to_quantize=["Conv"])  # instance norms, pads and shuffles stay FP32
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--shared", type=Path, default=ROOT.parent / "shared" / "data")
+    parser.add_argument("--weights", type=Path, default=ROOT / "weights", help="catalog folder")
+    parser.add_argument("--names", default=None, help="Comma-separated catalog styles (default: small variants).")
+    parser.add_argument("--calibration", type=int, default=32, help="training photos for the activation ranges")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--iters", type=int, default=8)
+    parser.add_argument("--size", type=int, default=640, help="long side of the photos for the losses")
+    parser.add_argument("--note", default="", help="machine conditions, written into the report")
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "cpu-int8")
+    args = parser.parse_args()
+
+    torch.manual_seed(0)
+    catalog = Catalog(args.weights)
+    names = args.names.split(",") if args.names else [e.name for e in catalog.entries.values()
+                                                      if e.task == "style" and e.variant == "small"]
+    contents = sorted((args.shared / "content").glob("*.jpg"))
+    train_photos = sorted((args.shared / "train" / "caltech101_subset").rglob("*.jpg"))
+    calibration = [train_photos[i] for i in np.linspace(0, len(train_photos) - 1, args.calibration).astype(int)]
+    weights = os.environ.get("LIVESTYLE_LOSSNET_WEIGHTS",
+                             str(args.shared / "lossnets" / "squeezenet1_1_imagenet.safetensors"))
+    frame = torch.rand(1, 3, 480, 640)
+    rows = []
+    with tempfile.TemporaryDirectory() as scratch:
+        for name in names:
+            entry = catalog.get(name, "style")
+            model = catalog.load(entry)
+            fp32 = OnnxRuntimeEngine(model, device="cpu")
+            int8_path = quantize_int8(cached_onnx(model, rewrite=True), Path(scratch) / f"{name}-int8.onnx",
+                                      calibration, args.size)
+            int8 = OnnxRuntimeEngine(model, device="cpu", onnx_path=int8_path)
+            engines = {"onnxruntime-fp32": fp32, "onnxruntime-int8": int8}
+            if cpu_has_native_bf16():
+                engines["torch-bf16"] = TorchEngine(model, device="cpu", precision="bf16")
+            times = interleaved_times({k: partial(e, frame) for k, e in engines.items()}, rounds=args.rounds,
+                                      iters=args.iters)
+            style = image_to_batch(read_image(args.shared / "styles" / entry.recipe["style_image"]["file"]).rgb)
+            objective = build_objective(objective_config_from_recipe(entry.recipe), style, weights=weights)
+            for engine_name, engine in engines.items():
+                losses = []
+                for path in contents:
+                    content = resize_long_side(image_to_batch(read_image(path).rgb), args.size)
+                    with torch.no_grad():
+                        losses.append(objective(engine(content).float().clamp(0, 1), content).as_floats())
+                mean = {term: statistics.fmean(loss[term] for loss in losses) for term in losses[0]}
+                rows.append({"model": name, "engine": engine_name, "h": 480, "w": 640,
+                             "ms_median": statistics.median(times[engine_name]),
+                             "ms_p90": p90(times[engine_name]), "loss": mean})
+                print(f"{name:18s} {engine_name:18s} {rows[-1]['ms_median']:7.1f} ms  total {mean['total']:.5g}",
+                      flush=True)
+    result = {"device": f"CPU: {cpu_model()}, {os.cpu_count()} cores", "torch": torch.__version__,
+              "onnxruntime": __import__("onnxruntime").__version__, "threads": torch.get_num_threads(),
+              "load_after": os.getloadavg(), "note": args.note, "calibration_photos": len(calibration),
+              "contents": [p.name for p in contents], "loss_long_side": args.size, "rows": rows}
+    write_json_and_markdown(args.out, "cpu-int8", result, markdown(result))
+    print(f"wrote {args.out}/cpu-int8.json and .md")
+
+
+def markdown(result: dict) -> str:
+    lines = ["# CPU style models: static INT8 (ONNX Runtime QDQ) against FP32 and BF16", "",
+             f"{result['device']}, torch {result['torch']}, onnxruntime {result['onnxruntime']}, "
+             f"{result['threads']} threads, load average after {result['load_after'][0]:.1f}. {result['note']}", "",
+             "INT8: QDQ around every convolution (instance norms, pads and shuffles stay FP32), weights INT8 per output channel, activations UINT8 with MinMax ranges from "
+             f"{result['calibration_photos']} training photos (Caltech-101 subset) at {result['loss_long_side']} px. "
+             "Latency: 480×640 input, batch 1, model only, median of interleaved rounds. Loss: the model's recipe "
+             f"objective, mean over {', '.join(result['contents'])} at {result['loss_long_side']} on the long side; "
+             "'vs FP32' compares with the same model's ONNX Runtime FP32 output.", "",
+             "| model | engine | median ms | p90 ms | fps | total loss | vs FP32 |",
+             "|---|---|---|---|---|---|---|"]
+    reference = {}
+    for row in result["rows"]:
+        reference.setdefault(row["model"], row["loss"]["total"])
+        lines.append(f"| {row['model']} | {row['engine']} | {row['ms_median']:.1f} | {row['ms_p90']:.1f} | "
+                     f"{1000 / row['ms_median']:.1f} | {row['loss']['total']:.5g} | "
+                     f"{row['loss']['total'] / reference[row['model']] - 1:+.2%} |")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    main()
