@@ -13,6 +13,7 @@ Writes ``cpu-int8.json`` and ``.md`` under ``--out``.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import statistics
 import sys
@@ -53,10 +54,11 @@ def quantize_int8(fp32_onnx: Path, out: Path, photos: list[Path], long_side: int
             return None if batch is None else {INPUT_NAME: batch}
 
     prepared = out.with_name(out.stem + "-prepared.onnx")
-    quant_pre_process(str(fp32_onnx), str(prepared), skip_symbolic_shape=True)  # dynamic H/W defeats it
-    quantize_static(str(prepared), str(out), Photos(), quant_format=QuantFormat.QDQ, per_channel=True,
-                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                    op_types_to_quantize=["Conv"])  # instance norms, pads and shuffles stay FP32
+    with contextlib.chdir(out.parent):  # the quantizer leaves temporary files in the working folder
+        quant_pre_process(str(fp32_onnx), str(prepared), skip_symbolic_shape=True)  # dynamic H/W defeats it
+        quantize_static(str(prepared), str(out), Photos(), quant_format=QuantFormat.QDQ, per_channel=True,
+                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                        op_types_to_quantize=["Conv"])  # instance norms, pads and shuffles stay FP32
     return out
 
 
