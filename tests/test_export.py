@@ -9,6 +9,7 @@ from click.testing import CliRunner
 from samples import natural_image, tiny_style
 
 from livestyle import save_model_file, sr_net
+from livestyle._files import sha256_of
 from livestyle.cli import main
 from livestyle.errors import ExportError
 from livestyle.export import (ShapeProfile, TensorRTKey, build_tensorrt_engine, cached_engine_is_valid, cached_onnx,
@@ -342,3 +343,24 @@ def test_real_tensorrt_engine_matches_torch(tmp_path):
     assert psnr(engine(x).cpu().numpy(), expected.cpu().numpy()) > 40.0
     again = TensorRTEngine(model, device="cuda", fp16=True, profile=profile, cache_dir=tmp_path)
     assert again.engine_path == engine.engine_path  # second start: from the cache
+
+
+def test_cli_output_never_overwrites_the_model_it_reads(style_model_file, tmp_path, monkeypatch):
+    """-o naming the --model file, or the catalog file a --style name reads, is refused; the file is kept."""
+    before = style_model_file.read_bytes()
+    result = CliRunner().invoke(main, ["export", "--model", str(style_model_file), "-o", str(style_model_file)])
+    assert result.exit_code == 1 and "is the input file" in result.output
+    assert style_model_file.read_bytes() == before
+
+    weights = tmp_path / "wdir"
+    weights.mkdir()
+    catalog_file = weights / "wave_small.safetensors"
+    catalog_file.write_bytes(before)
+    (weights / "catalog.json").write_text(json.dumps({"models": [
+        {"name": "wave_small", "task": "style", "variant": "small", "arch": tiny_style().config.to_dict(),
+         "file": catalog_file.name, "sha256": sha256_of(catalog_file)}]}))
+    monkeypatch.setenv("LIVESTYLE_WEIGHTS_DIR", str(weights))
+    for style in ("wave_small", "wave"):
+        result = CliRunner().invoke(main, ["export", "--style", style, "--variant", "small", "-o", str(catalog_file)])
+        assert result.exit_code == 1 and "is the input file" in result.output, result.output
+    assert catalog_file.read_bytes() == before

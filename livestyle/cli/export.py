@@ -5,8 +5,20 @@ from pathlib import Path
 
 import click
 
-from ..catalog import choose_model
+from ..catalog import Catalog, choose_model
 from .options import model_options
+
+
+def model_files_read(style: str | None, model_file: str | None, superres: str | None, variant: str) -> list[Path]:
+    """The model files an export reads (the --model file, the catalog's files), which -o must not overwrite."""
+    files = [Path(model_file)] if model_file else []
+    if style or superres:
+        catalog = Catalog()
+        if style:
+            files.append(catalog.path(catalog.get(style, task="style", variant=variant)))
+        if superres:
+            files.append(catalog.path(catalog.superres(int(superres))))
+    return files
 
 
 @click.command("export")
@@ -33,14 +45,15 @@ def command(style, model_file, superres, variant, fmt, fp16, rewrite, min_shape,
     from .. import export as ex
     from .._files import check_output_path
 
-    if output is not None:
-        if fmt != "onnx":
-            raise click.UsageError("-o/--output is for --format onnx; TensorRT engines go to the cache folder")
-        check_output_path(output)
+    if output is not None and fmt != "onnx":
+        raise click.UsageError("-o/--output is for --format onnx; TensorRT engines go to the cache folder")
     if fmt == "onnx" and any((min_shape, opt_shape, max_shape)):
         raise click.UsageError("--min/--opt/--max are TensorRT profile options; add --format tensorrt")
+    variant = "small" if variant == "small" else "full"
     choice = choose_model(style=style, model_file=model_file, superres=int(superres) if superres else None,
-                          variant="small" if variant == "small" else "full")
+                          variant=variant)
+    if output is not None:
+        check_output_path(output, *model_files_read(style, model_file, superres, variant))
     model = choice.model
     folder = Path(cache_dir) if cache_dir else ex.default_cache_dir()
 
