@@ -54,12 +54,18 @@ class ModelEntry:
 
     @classmethod
     def from_dict(cls, record: dict) -> ModelEntry:
+        if not isinstance(record, dict):
+            raise WeightsError(f"catalog entry {record!r} is not a JSON object")
         known = {f for f in cls.__dataclass_fields__}
         missing = {"name", "task", "arch", "file", "sha256"} - set(record)
         if missing:
             raise WeightsError(f"catalog entry {record.get('name', '?')!r} lacks {', '.join(sorted(missing))}")
         if record["task"] not in TASKS:
             raise WeightsError(f"catalog entry {record['name']!r} has unknown task {record['task']!r}")
+        wrong = [k for k, kind in (("name", str), ("file", str), ("sha256", str), ("arch", dict), ("recipe", dict),
+                                   ("quality", dict)) if k in record and not isinstance(record[k], kind)]
+        if wrong:
+            raise WeightsError(f"catalog entry {record['name']!r} has a wrong type for {', '.join(wrong)}")
         return cls(**{k: v for k, v in record.items() if k in known})
 
     def to_dict(self) -> dict:
@@ -75,11 +81,17 @@ class Catalog:
         self.entries: dict[str, ModelEntry] = {}
         if path.is_file():
             try:
-                records = json.loads(path.read_text())["models"]
-            except (ValueError, KeyError) as exc:
+                data = json.loads(path.read_text())
+            except (ValueError, OSError) as exc:
                 raise WeightsError(f"weights catalog {path} is not valid: {exc}") from exc
+            records = data.get("models") if isinstance(data, dict) else None
+            if not isinstance(records, list):
+                raise WeightsError(f"weights catalog {path} is not valid: expected an object with a 'models' list")
             for record in records:
-                entry = ModelEntry.from_dict(record)
+                try:
+                    entry = ModelEntry.from_dict(record)
+                except WeightsError as exc:
+                    raise WeightsError(f"weights catalog {path} is not valid: {exc}") from exc
                 self.entries[entry.name] = entry
 
     def names(self, task: str | None = None) -> list[str]:

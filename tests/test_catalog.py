@@ -133,3 +133,21 @@ def test_model_files_get_the_usual_permissions(tmp_path):
     assert stat.S_IMODE(os.stat(path).st_mode) == stat.S_IMODE(os.stat(plain).st_mode)  # not owner-only
     model, meta = load_model_file(path)
     assert meta["livestyle.task"] == "style" and model.config.width == 2
+
+
+@pytest.mark.parametrize("text", ['{"models": "x"}', "[1, 2]", '{"models": [1]}', '{"models": [["name"]]}',
+                                  '{"models": [{"name": "a", "task": "style", "arch": [], "file": "a", "sha256": "0"}]}',
+                                  '{"models": [{"name": ["a"], "task": "style", "arch": {}, "file": "a", "sha256": "0"}]}',
+                                  "{not json"])
+def test_malformed_catalog_is_a_one_line_weights_error(tmp_path, monkeypatch, text):
+    from click.testing import CliRunner
+
+    from livestyle.cli import main
+
+    (tmp_path / "catalog.json").write_text(text)
+    with pytest.raises(WeightsError, match="catalog.json"):
+        Catalog(tmp_path)
+    monkeypatch.setenv("LIVESTYLE_WEIGHTS_DIR", str(tmp_path))
+    result = CliRunner().invoke(main, ["styles"])
+    assert result.exit_code == 1 and "catalog.json is not valid" in result.output
+    assert result.output.count("\n") == 1 and not isinstance(result.exception, (TypeError, AttributeError))
