@@ -702,6 +702,16 @@ def add_catalog_entry(catalog: str | os.PathLike, entry: dict, model_file: str |
         path = path / CATALOG_FILE
     if not path.parent.is_dir():
         raise TrainingError(f"catalog folder {path.parent} does not exist")
+    records = {"models": []}
+    if path.is_file():
+        try:
+            records = json.loads(path.read_text())
+        except ValueError as exc:
+            raise TrainingError(f"catalog {path} is not valid JSON: {exc}") from exc
+    models = records.get("models") if isinstance(records, dict) else None
+    if not isinstance(models, list) or not all(isinstance(m, dict) for m in models):
+        raise TrainingError(f"catalog {path} is not a JSON object with a 'models' list of objects")
+    # The model is copied only once the catalog is known to be good (no stray copy beside a bad catalog).
     if model_file is not None:
         import shutil
 
@@ -709,15 +719,6 @@ def add_catalog_entry(catalog: str | os.PathLike, entry: dict, model_file: str |
         if not (target.exists() and os.path.samefile(model_file, target)):
             with atomic_output(target) as tmp:
                 shutil.copyfile(model_file, tmp)
-    records = {"models": []}
-    if path.is_file():
-        try:
-            records = json.loads(path.read_text())
-            models = records["models"]
-        except (ValueError, KeyError) as exc:
-            raise TrainingError(f"catalog {path} is not valid JSON with a 'models' list: {exc}") from exc
-    else:
-        models = records["models"]
     # A replaced entry keeps its place (the catalog's order is the cam's n/p order); a new one goes last.
     position = next((i for i, m in enumerate(models) if m.get("name") == entry["name"]), len(models))
     kept = [m for m in models if m.get("name") != entry["name"]]
