@@ -65,13 +65,30 @@ def atomic_output(output: str | os.PathLike) -> Iterator[Path]:
         raise
 
 
+def check_output_folder(folder: str | os.PathLike) -> Path:
+    """Create ``folder`` (and its parents) where needed and check that files can be written in it.
+
+    Commands call it before their work, so that a bad ``--out`` fails at once, not after minutes.
+    """
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"cannot create output folder {folder}: {exc.strerror or exc}") from exc
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise OutputError(f"output folder {folder} is not writable")
+    return folder
+
+
 def write_json_and_markdown(folder: str | os.PathLike, stem: str, data: dict, markdown: str) -> list[Path]:
     """Write ``<stem>.json`` and ``<stem>.md`` into ``folder`` (created), each atomically; returns both paths."""
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = check_output_folder(folder)
     paths = [folder / f"{stem}.json", folder / f"{stem}.md"]
-    with atomic_output(paths[0]) as tmp:
-        tmp.write_text(json.dumps(data, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
-    with atomic_output(paths[1]) as tmp:
-        tmp.write_text(markdown, encoding="utf-8")
+    try:
+        with atomic_output(paths[0]) as tmp:
+            tmp.write_text(json.dumps(data, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+        with atomic_output(paths[1]) as tmp:
+            tmp.write_text(markdown, encoding="utf-8")
+    except OSError as exc:
+        raise OutputError(f"cannot write reports into {folder}: {exc.strerror or exc}") from exc
     return paths

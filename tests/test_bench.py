@@ -140,3 +140,24 @@ def test_interleaved_times_take_turns_each_round():
     assert calls == ["a", "b"] + ["a"] * 3 + ["b"] * 3 + ["a"] * 3 + ["b"] * 3
     assert {k: len(v) for k, v in times.items()} == {"a": 6, "b": 6} and all(t >= 0 for t in times["a"])
     assert p90([5.0, 1.0, 3.0, 2.0, 4.0]) == 5.0 and p90([float(v) for v in range(11)]) == 9.0
+
+
+def test_bench_cli_checks_the_out_folder_before_timing(tmp_path):
+    """An --out that cannot be created (under a regular file: fails as root too) is a one-line error up front."""
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    result = CliRunner().invoke(main, ["bench", "--sizes", "24", "--iters", "1", "--out", str(blocker / "sub")])
+    assert result.exit_code == 1 and "cannot create output folder" in result.output
+    assert "gatys" not in result.output  # nothing was timed
+
+
+def test_reports_that_cannot_be_written_are_an_output_error(tmp_path):
+    from livestyle._files import write_json_and_markdown
+    from livestyle.errors import OutputError
+
+    (tmp_path / "r.json").mkdir()  # a folder where the report goes: the rename fails, as root too
+    with pytest.raises(OutputError, match="cannot write reports into"):
+        write_json_and_markdown(tmp_path, "r", {"a": 1}, "# r\n")
+    (tmp_path / "f").write_text("x")
+    with pytest.raises(OutputError, match="cannot create output folder"):
+        write_json_and_markdown(tmp_path / "f" / "sub", "r", {}, "")

@@ -182,3 +182,22 @@ def test_eval_style_rejects_sr_models(tmp_path, tiny_sr_file, empty_catalog):
     result = CliRunner().invoke(main, ["eval", "style", "--model", str(tiny_sr_file), "--style-image", str(content),
                                        "--content", str(content)])
     assert result.exit_code == 1 and "needs a style model" in result.output
+
+
+def test_eval_commands_check_the_out_folder_first(hr_folder, tiny_style_file, tmp_path, empty_catalog):
+    """--out under a regular file (cannot be created, as root too) fails before any evaluation runs."""
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    out = str(blocker / "sub")
+    content = tmp_path / "c.png"
+    cv2.imwrite(str(content), np.zeros((16, 16, 3), np.uint8))
+    runs = {
+        "superres": ["eval", "superres", "--dataset", str(hr_folder), "--scale", "4", "--out", out],
+        "style": ["eval", "style", "--model", str(tiny_style_file), "--style-image", str(content),
+                  "--content", str(content), "--out", out],
+        "video": ["eval", "video", str(content), "--model", str(tiny_style_file), "--out", out],
+    }
+    for name, args in runs.items():
+        result = CliRunner().invoke(main, args)
+        assert result.exit_code == 1 and "cannot create output folder" in result.output, (name, result.output)
+        assert "evaluating" not in result.output and "Gatys" not in result.output, name

@@ -59,6 +59,9 @@ def name_list(ctx, param, value: str) -> tuple[str, ...]:
 def command(ctx, sizes, iterations, backends, device, fp16, loss_net, loss_net_weights, optimizer, extrapolate,
             extrapolate_iters, runs, max_seconds, width, blocks, out_dir, stem, engines):
     """Gatys (L-BFGS) vs feed-forward time per image size, beside the paper's Table 1 (or --engines)."""
+    from .._files import check_output_folder
+
+    check_output_folder(out_dir)  # now, not after minutes of timing
     if engines:
         from ..engines.benchmark import STYLE_SIZES, benchmark_engines, benchmark_markdown, write_benchmark
         from ..models import transform_net

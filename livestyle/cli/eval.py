@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from .._files import write_json_and_markdown
+from .._files import check_output_folder, write_json_and_markdown
 from ..models.lossnets import LOSS_NETWORKS, WEIGHTS_OPTION
 from .bench import int_list
 
@@ -36,6 +36,8 @@ def superres(datasets, scale, model_files, blur, device, out_dir, stem):
     from ..evaluate import (bicubic_upscaler, engine_upscaler, evaluate_sr_dataset, protocol_note,
                             superres_table_markdown)
 
+    if out_dir:
+        check_output_folder(out_dir)  # now, not after the evaluation
     scale = int(scale)
     upscalers = {"bicubic": bicubic_upscaler(scale)}
     models = []
@@ -100,6 +102,8 @@ def style(style_name, model_file, style_image, contents, iterations, size, loss_
     from ..io.images import read_image
     from ..objective import ObjectiveConfig, build_objective, image_to_batch, resize_long_side
 
+    if out_dir:
+        check_output_folder(out_dir)  # now, not after the evaluation
     choice = choose_model(style=style_name, model_file=model_file)
     if choice.task != "style":
         raise UnknownModelError(f"{choice.name} is a {choice.task} model; eval style needs a style model")
@@ -163,6 +167,8 @@ def video(input_path, style, model_file, max_frames, size, scale, device, backen
     from ..io.sources import VideoFileSource
     from .video import inference_size
 
+    if out_dir:
+        check_output_folder(out_dir)  # now, not after the evaluation
     choice = choose_model(style=style, model_file=model_file)
     engine = build_engine(choice, backend=backend, device=device)
     source = VideoFileSource(input_path, size=inference_size(size, scale))
