@@ -102,6 +102,7 @@ class DecodedImages:
     names: list[str]
     skipped: list[str]  # names that did not decode (corrupt, truncated, not an image)
     source: str
+    enlarged: int = 0  # photos whose short side was below ``min_side``, so were upsampled
 
     def __len__(self) -> int:
         return len(self.images)
@@ -127,30 +128,32 @@ def decode_images(source: str | os.PathLike, *, short_side: int | None = None, m
     if not items:
         raise InputError(f"no images in data set {source} (looked for {', '.join(sorted(IMAGE_SUFFIXES))})")
 
-    def load(item: tuple[str, Path | bytes]) -> np.ndarray | None:
+    def load(item: tuple[str, Path | bytes]) -> tuple[np.ndarray | None, bool]:
+        """(RGB or None where it does not decode, whether it was enlarged to ``min_side``)."""
         name, data = item
         if isinstance(data, Path):
             try:
                 data = data.read_bytes()
             except OSError:
-                return None
+                return None, False
         rgb = decode_rgb(data)
         if rgb is None:
-            return None
+            return None, False
         if short_side is not None:
-            rgb = resize_short_side(rgb, short_side)
-        elif min_side is not None and min(rgb.shape[:2]) < min_side:
-            rgb = resize_short_side(rgb, min_side)
-        return rgb
+            return resize_short_side(rgb, short_side), False
+        if min_side is not None and min(rgb.shape[:2]) < min_side:
+            return resize_short_side(rgb, min_side), True
+        return rgb, False
 
     with ThreadPoolExecutor(max_workers=workers or min(16, os.cpu_count() or 1)) as pool:
         decoded = list(pool.map(load, items))
-    images = [rgb for rgb in decoded if rgb is not None]
-    names = [name for (name, _), rgb in zip(items, decoded) if rgb is not None]
-    skipped = [name for (name, _), rgb in zip(items, decoded) if rgb is None]
+    images = [rgb for rgb, _ in decoded if rgb is not None]
+    names = [name for (name, _), (rgb, _) in zip(items, decoded) if rgb is not None]
+    skipped = [name for (name, _), (rgb, _) in zip(items, decoded) if rgb is None]
     if not images:
         raise InputError(f"none of the {len(items)} files in data set {source} could be decoded")
-    return DecodedImages(images, names, skipped, str(source))
+    enlarged = sum(was_enlarged for _, was_enlarged in decoded)
+    return DecodedImages(images, names, skipped, str(source), enlarged)
 
 
 class ImageBank:

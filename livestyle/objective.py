@@ -10,6 +10,7 @@ compares the two on one scale.
 """
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
@@ -19,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .errors import LossNetWeightsError
+from .errors import InputError, LossNetWeightsError
 from .losses import feature_loss, gram_matrix, style_loss, total_variation_loss
 from .models.lossnets import LOSS_NETWORKS, LossNetwork, loss_network
 
@@ -61,15 +62,32 @@ class ObjectiveConfig:
             raise LossNetWeightsError(f"unknown loss network {self.loss_net!r}; known: {', '.join(LOSS_NETWORKS)}")
         spec = LOSS_NETWORKS[self.loss_net]
         defaults = DEFAULT_WEIGHTS.get(self.loss_net, {"content_weight": 1.0, "style_weight": 1.0, "tv_weight": 0.0})
-        return replace(
+        resolved = replace(
             self,
             content_taps=tuple(self.content_taps) if self.content_taps else spec.content_taps,
             style_taps=tuple(self.style_taps) if self.style_taps else spec.style_taps,
             content_weight=defaults["content_weight"] if self.content_weight is None else float(self.content_weight),
             style_weight=defaults["style_weight"] if self.style_weight is None else float(self.style_weight),
             tv_weight=defaults["tv_weight"] if self.tv_weight is None else float(self.tv_weight),
-            style_tap_weights=dict(self.style_tap_weights),
+            style_tap_weights={t: float(w) for t, w in self.style_tap_weights.items()},
         )
+        resolved._check(spec.taps)
+        return resolved
+
+    def _check(self, known_taps) -> None:
+        """User-given taps and weights that would train something else than asked: one clear error."""
+        unknown = [t for t in (*self.content_taps, *self.style_taps) if t not in known_taps]
+        if unknown:
+            raise InputError(f"unknown tap(s) {', '.join(unknown)} for {self.loss_net}; known: {', '.join(known_taps)}")
+        unused = [t for t in self.style_tap_weights if t not in self.style_taps]
+        if unused:
+            raise InputError(f"style tap weight(s) for {', '.join(unused)}, which is not a style tap; the style "
+                             f"taps are {', '.join(self.style_taps)}")
+        weights = {"content weight": self.content_weight, "style weight": self.style_weight,
+                   "TV weight": self.tv_weight, **{f"style tap weight {t}": w for t, w in self.style_tap_weights.items()}}
+        bad = [f"{name} {value:g}" for name, value in weights.items() if not math.isfinite(value) or value < 0]
+        if bad:
+            raise InputError(f"loss weights must be finite and ≥ 0; got {', '.join(bad)}")
 
     @property
     def taps(self) -> tuple[str, ...]:

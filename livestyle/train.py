@@ -17,6 +17,7 @@ import json
 import math
 import os
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -28,7 +29,7 @@ from torch import nn
 from ._files import atomic_output, check_output_path, sha256_of
 from .catalog import CATALOG_FILE, load_model_file, save_model_file
 from .data import ImageBank, StyleData, SuperResData, decode_images, make_low_resolution
-from .errors import InputError, TrainingError
+from .errors import InputError, OutputError, TrainingError
 from .losses import pixel_loss, total_variation_loss
 from .models import sr_net, transform_net
 from .objective import ObjectiveConfig, PerceptualObjective, build_objective, image_to_batch
@@ -572,7 +573,35 @@ def _load_bank(dataset: str, device: torch.device, *, short_side: int | None, mi
                limit: int | None, workers: int | None) -> tuple[ImageBank, dict]:
     decoded = decode_images(dataset, short_side=short_side, min_side=min_side, limit=limit, workers=workers)
     bank = ImageBank(decoded, device)
-    return bank, {"images": len(decoded), "skipped": decoded.skipped}
+    return bank, {"images": len(decoded), "skipped": decoded.skipped, "enlarged": decoded.enlarged}
+
+
+def check_run_files(output: str | os.PathLike, options: RunOptions, lr: float,
+                    inputs: list[str | os.PathLike | None]) -> Path:
+    """Before any work: the model, its entry (OUT.json), the checkpoint and the preview folder can be
+    written and overwrite neither an input nor each other; the learning rate is a number Adam can use."""
+    output = Path(output)
+    if output.suffix != ".safetensors":
+        raise OutputError(f"{output}: a model file must end in .safetensors (its entry goes beside it as .json)")
+    entry = output.with_suffix(".json")
+    for path in (output, entry):
+        check_output_path(path, *inputs)
+    if options.checkpoint:
+        checkpoint = Path(options.checkpoint)
+        if checkpoint.resolve() in (output.resolve(), entry.resolve()):
+            raise OutputError(f"checkpoint {checkpoint} would overwrite the model or its entry; choose another name")
+        check_output_path(checkpoint, *inputs)
+    if options.preview_dir and options.preview_every:
+        folder = Path(options.preview_dir)
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise OutputError(f"cannot create preview folder {folder}: {exc.strerror}") from exc
+        if not os.access(folder, os.W_OK):
+            raise OutputError(f"preview folder {folder} is not writable")
+    if not (math.isfinite(lr) and lr >= 0):
+        raise TrainingError(f"the learning rate must be a finite number ≥ 0, got {lr}")
+    return output
 
 
 def train_style(recipe: StyleRecipe, output: str | os.PathLike, options: RunOptions = RunOptions(), *,
@@ -584,9 +613,12 @@ def train_style(recipe: StyleRecipe, output: str | os.PathLike, options: RunOpti
     """
     from .io.images import read_image
 
-    output = check_output_path(output, recipe.style_image)
+    output = check_run_files(output, options, recipe.lr, [recipe.style_image, recipe.dataset, init,
+                                                          recipe.loss_net_weights, *(quality_images or ())])
     if not Path(recipe.style_image).is_file():
         raise InputError(f"style image not found: {recipe.style_image}")
+    for path in quality_images or ():  # read now: a bad photo should fail before training, not after
+        read_image(path)
     device = resolve_device(options.device)
     torch.manual_seed(recipe.seed)  # the network's initial weights
     if device.type == "cuda":
@@ -631,8 +663,12 @@ def train_superres(recipe: SuperResRecipe, output: str | os.PathLike, options: R
 
     ``init``: a model file of the same architecture to start from (:func:`load_initial_weights`).
     """
-    output = check_output_path(output)
+    from .evaluate import dataset_images
+
     recipe = recipe.resolved()
+    output = check_run_files(output, options, recipe.lr, [recipe.dataset, init, recipe.loss_net_weights])
+    for folder in (quality_sets or {}).values():  # checked now: a bad folder should fail before training
+        dataset_images(folder)
     device = resolve_device(options.device)
     torch.manual_seed(recipe.seed)
     if device.type == "cuda":
@@ -642,6 +678,10 @@ def train_superres(recipe: SuperResRecipe, output: str | os.PathLike, options: R
     objective = superres_objective(recipe, device)  # first: missing weights fail before the decoding
     bank, data_info = _load_bank(recipe.dataset, device, short_side=None, min_side=recipe.patch_size,
                                  limit=recipe.data_limit, workers=options.workers)
+    if data_info["enlarged"]:
+        warnings.warn(f"{data_info['enlarged']} of {data_info['images']} photos are smaller than the "
+                      f"{recipe.patch_size}² patches and were enlarged, so their HR targets are blurry; "
+                      "a smaller --patch-size avoids it")
     task = SuperResTask(recipe, objective, bank, device, _center_crop(bank, recipe.patch_size, device))
     recipe_dict = recipe.to_dict()
     if init:

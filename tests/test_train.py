@@ -200,6 +200,46 @@ def test_cli_trains_and_reports_skipped_images(style_image, dataset, lossnet_wei
     assert (tmp_path / "cli.ckpt").is_file()
 
 
+@pytest.mark.parametrize("extra, code, message", [
+    (["-o", "{tmp}/model.json"], 1, "must end in .safetensors"),
+    (["-o", "{tmp}/photos/0.png"], 1, "must end in .safetensors"),
+    (["--checkpoint", "{tmp}/m.safetensors"], 1, "would overwrite the model"),
+    (["--checkpoint", "{tmp}/m.json"], 1, "would overwrite the model"),
+    (["--init", "{tmp}/m.safetensors"], 1, "is the input file"),
+    (["--preview-dir", "{tmp}/painting.png/previews"], 1, "cannot create preview folder"),
+    (["--lr", "nan"], 2, "finite number"),
+    (["--lr", "-1"], 2, "finite number"),
+    (["--gatys-iterations", "abc"], 2, "positive integers"),
+    (["--style-tap-weights", "nosuch=2"], 1, "not a style tap"),
+    (["--style-taps", "nosuch"], 1, "unknown tap(s) nosuch"),
+    (["--content-weight", "-5"], 1, "finite and ≥ 0"),
+    (["--quality-image", "{tmp}/photos/corrupt.jpg"], 1, "corrupt.jpg"),
+    (["--catalog", "{tmp}/nowhere/catalog.json"], 2, "does not exist"),
+])
+def test_train_style_refuses_bad_options_before_training(style_image, dataset, lossnet_weights, tmp_path, extra,
+                                                         code, message):
+    out = tmp_path / "m.safetensors"
+    out.write_bytes(b"an earlier model")  # a file --init may name; never overwritten by a refused run
+    args = ["train", "style", "--style-image", str(style_image), "--dataset", str(dataset), "-o", str(out),
+            "--loss-net-weights", str(lossnet_weights), "--iterations", "2", "--width", "4", "--blocks", "1",
+            "--image-size", "32", "--style-size", "48", "--batch-size", "2", "--device", "cpu", "--no-progress"]
+    run = CliRunner().invoke(main, args + [a.format(tmp=tmp_path) for a in extra])
+    assert run.exit_code == code and message in run.output, run.output
+    assert "Traceback" not in run.output and isinstance(run.exception, SystemExit)
+    assert out.read_bytes() == b"an earlier model" and not list(tmp_path.glob("*.ckpt"))
+
+
+def test_train_superres_checks_eval_sets_first_and_warns_of_enlarged_photos(dataset, tmp_path):
+    args = ["train", "superres", "--scale", "4", "--dataset", str(dataset), "-o", str(tmp_path / "sr.safetensors"),
+            "--iterations", "1", "--width", "4", "--blocks", "0", "--batch-size", "1", "--device", "cpu",
+            "--no-progress", "--preview-every", "0"]
+    run = CliRunner().invoke(main, args + ["--patch-size", "16", "--eval-set", f"Set5={tmp_path / 'nowhere'}"])
+    assert run.exit_code == 1 and "nowhere" in run.output and not list(tmp_path.glob("sr.*"))
+    with pytest.warns(UserWarning, match="6 of 6 photos are smaller than the 64² patches"):
+        run = CliRunner().invoke(main, args + ["--patch-size", "64"])  # the photos are 40×48
+    assert run.exit_code == 0, run.output
+
+
 def test_missing_loss_net_weights_give_one_line_error(style_image, dataset, tmp_path, monkeypatch):
     args = ["train", "style", "--style-image", str(style_image), "--dataset", str(dataset),
             "-o", str(tmp_path / "m.safetensors"), "--iterations", "1", "--device", "cpu"]

@@ -5,6 +5,7 @@ Every `LivestyleError` becomes one line on stderr and exit status 1; Ctrl-C exit
 from __future__ import annotations
 
 import sys
+import warnings
 
 import click
 
@@ -29,6 +30,12 @@ class LivestyleGroup(click.Group):
 @click.version_option(package_name="livestyle")
 def main() -> None:
     """Real-time neural style transfer and super-resolution (Johnson et al., ECCV 2016)."""
+    warnings.formatwarning = _one_line_warning
+
+
+def _one_line_warning(message, category, filename, lineno, line=None) -> str:
+    """Warnings, ours and the libraries', as one line each (no source path and code line)."""
+    return f"livestyle: warning: {message}\n"
 
 
 def _register() -> None:

@@ -1,6 +1,9 @@
 """`livestyle train style|superres`: train a feed-forward network (Johnson et al. 2016 recipe by default)."""
 from __future__ import annotations
 
+import math
+from pathlib import Path
+
 import click
 
 from ..models.lossnets import LOSS_NETWORKS, WEIGHTS_OPTION
@@ -26,6 +29,33 @@ def _tap_weights(ctx, param, value: str | None) -> dict[str, float]:
     return weights
 
 
+def _counts(ctx, param, value: str) -> tuple[int, ...]:
+    """"100,500" → (100, 500); "" → ()."""
+    try:
+        counts = tuple(int(v) for v in value.split(",") if v.strip())
+    except ValueError:
+        counts = (0,)
+    if any(c < 1 for c in counts):
+        raise click.BadParameter(f"expected comma-separated positive integers, got {value!r}", ctx, param)
+    return counts
+
+
+def _learning_rate(ctx, param, value: float | None) -> float | None:
+    if value is not None and not (math.isfinite(value) and value >= 0):
+        raise click.BadParameter(f"expected a finite number ≥ 0, got {value}", ctx, param)
+    return value
+
+
+def _catalog(ctx, param, value: str | None) -> str | None:
+    """Checked before training: the catalog's folder must exist (the entry is added after the run)."""
+    if value is not None:
+        path = Path(value)
+        folder = path if path.is_dir() or path.suffix != ".json" else path.parent
+        if not folder.is_dir():
+            raise click.BadParameter(f"folder {folder} does not exist", ctx, param)
+    return value
+
+
 def loss_net_options(f):
     """--loss-net NAME, --loss-net-weights FILE (else $LIVESTYLE_LOSSNET_WEIGHTS, torchvision's cache/download)."""
     f = click.option(WEIGHTS_OPTION, "loss_net_weights", type=click.Path(dir_okay=False), default=None,
@@ -39,7 +69,7 @@ def loss_net_options(f):
 def run_options(f):
     """Device, precision, checkpoints, previews, seed, catalog."""
     options = [
-        click.option("--catalog", type=click.Path(), default=None,
+        click.option("--catalog", type=click.Path(), default=None, callback=_catalog,
                      help="Also add (or replace) the model's entry in this catalog.json (or folder)."),
         click.option("--preview-dir", type=click.Path(file_okay=False), default=None,
                      help="Folder for preview images (default: beside OUT)."),
@@ -64,7 +94,7 @@ def run_options(f):
         click.option("--seed", type=int, default=0, show_default=True, help="Seed of weights and data order."),
         click.option("--data-limit", type=click.IntRange(min=1), default=None,
                      help="Use only the first N photos of the data set."),
-        click.option("--lr", type=float, default=None,
+        click.option("--lr", type=float, default=None, callback=_learning_rate,
                      help="Adam learning rate (default 1e-3, the paper's; 1e-4 for residual SR, whose first "
                           "steps at 1e-3 overshoot)."),
         click.option("--batch-size", type=click.IntRange(min=1), default=4, show_default=True),
@@ -80,8 +110,6 @@ def run_options(f):
 
 def _run_options(output, *, device, amp, channels_last, checkpoint, checkpoint_every, resume, preview_dir,
                  preview_every, no_progress, time_limit):
-    from pathlib import Path
-
     from ..train import RunOptions
 
     output = Path(output)
@@ -137,7 +165,8 @@ def command() -> None:
 @click.option("--variant", type=click.Choice(["full", "small"]), default="full", show_default=True)
 @click.option("--quality-image", "quality_images", multiple=True, type=click.Path(exists=True, dir_okay=False),
               help="Content photo to measure the final losses on (repeatable).")
-@click.option("--gatys-iterations", default="", help="Also measure Gatys after these L-BFGS counts, e.g. 100,500.")
+@click.option("--gatys-iterations", default="", callback=_counts,
+              help="Also measure Gatys after these L-BFGS counts, e.g. 100,500.")
 def style_command(style_image, dataset, output, batch_size, lr, data_limit, seed, no_progress, device, amp,
                   channels_last, checkpoint, checkpoint_every, resume, init, time_limit, preview_every, preview_dir,
                   catalog, loss_net, loss_net_weights, content_taps, style_taps, content_weight, style_weight,
@@ -157,9 +186,8 @@ def style_command(style_image, dataset, output, batch_size, lr, data_limit, seed
     options = _run_options(output, device=device, amp=amp, channels_last=channels_last, checkpoint=checkpoint,
                            checkpoint_every=checkpoint_every, resume=resume, preview_dir=preview_dir,
                            preview_every=preview_every, no_progress=no_progress, time_limit=time_limit)
-    counts = tuple(int(c) for c in gatys_iterations.split(",") if c.strip())
     result = train_style(recipe, output, options, name=name, variant=variant, quality_images=list(quality_images),
-                         gatys_iterations=counts, init=init)
+                         gatys_iterations=gatys_iterations, init=init)
     _report(result, output, catalog)
 
 
