@@ -105,6 +105,20 @@ def test_onnx_engine_matches_torch_and_handles_new_sizes(export_cache, build):
         assert out.shape == expected.shape and (out - expected).abs().max().item() < FP32_TOL
 
 
+def test_onnx_sr_engine_matches_torch_down_to_one_pixel(export_cache):
+    torch.manual_seed(0)
+    model = sr_net(scale=4, width=4, blocks=1).eval()
+    with torch.no_grad():  # a trained net's tail is not zero: make the network's part count
+        model.tail[1].weight.normal_(0, 0.1)
+    engine = create_engine(model, backend="onnx", device="cpu", cache_dir=export_cache)
+    for shape in [(1, 3, 9, 12), (1, 3, 4, 4), (1, 3, 1, 1), (1, 3, 3, 7)]:
+        x = torch.rand(*shape)
+        with torch.no_grad():
+            expected = model(x)
+        out = engine(x)
+        assert out.shape == expected.shape and (out - expected).abs().max().item() < FP32_TOL
+
+
 def test_half_precision_on_the_cpu_is_bf16_with_torch(monkeypatch):
     import livestyle.engines.torch_engine as torch_engine
 

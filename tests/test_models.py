@@ -15,7 +15,7 @@ def test_transform_net_keeps_any_size(h, w, pixel_shuffle, margin):
 
 
 @pytest.mark.parametrize("scale", [4, 8])
-@pytest.mark.parametrize("h,w", [(8, 8), (7, 11)])
+@pytest.mark.parametrize("h,w", [(8, 8), (7, 11), (4, 4), (1, 1), (3, 9)])
 def test_sr_net_scales_any_size(scale, h, w):
     net = sr_net(scale=scale, width=4, blocks=1).eval()
     y = net(torch.rand(1, 3, h, w))

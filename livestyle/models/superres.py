@@ -47,8 +47,11 @@ class SRNet(nn.Module):
     the paper's batch norm (EDSR, Lim et al. 2017, also drops it). ``sr_net(norm="batch",
     residual=False)`` is the paper's network.
 
-    Input: float RGB (N, 3, h, w) in [0, 1]; output (N, 3, scale·h, scale·w) in [0, 1].
+    Input: float RGB (N, 3, h, w) in [0, 1], any size (sides under 5 px are edge-padded and the
+    output cropped); output (N, 3, scale·h, scale·w) in [0, 1].
     """
+
+    min_size = 5
 
     def __init__(self, config: SRNetConfig = SRNetConfig()):
         super().__init__()
@@ -69,11 +72,15 @@ class SRNet(nn.Module):
         return self.config.scale
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h, w = x.shape[-2:]
+        # The head's 9×9 reflection padding needs sides of 5 px: edge-pad smaller inputs, crop after.
+        # No branch on the size, so a dynamic-shape export keeps it (a zero pad for larger inputs).
+        x = F.pad(x, (0, max(0, self.min_size - w), 0, max(0, self.min_size - h)), mode="replicate")
         y = self.tail(self.upsample(self.residuals(self.head(x))))
         if not self.config.residual:
-            return to_unit_range(y)
+            return to_unit_range(y)[..., :self.scale * h, :self.scale * w]
         bicubic = F.interpolate(x, scale_factor=self.scale, mode="bicubic", align_corners=False)
-        return (bicubic + y).clamp(0.0, 1.0)
+        return (bicubic + y).clamp(0.0, 1.0)[..., :self.scale * h, :self.scale * w]
 
 
 def sr_net(*, scale: int = 4, width: int = 64, blocks: int = 4, norm: str = "none", residual: bool = True) -> SRNet:
