@@ -32,7 +32,9 @@ OUTPUT_NAME = "output"
 ENV_CACHE_DIR = "LIVESTYLE_CACHE_DIR"
 MAX_SIDE = 8192  # the dynamic height/width range stated in the ONNX export
 FORMATS = ("onnx", "tensorrt")
-EXPORT_VERSION = 2  # part of the ONNX cache key: bump when the exported graph changes for the same weights (2: space-to-depth output conv)
+# Part of the ONNX cache key: bump when the exported graph changes for the same weights
+# (2: space-to-depth output conv; 3: SR nets edge-pad inputs under 5 px).
+EXPORT_VERSION = 3
 
 
 def default_cache_dir() -> Path:
