@@ -15,6 +15,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from .errors import InputError
+
 
 def _match_size(content: np.ndarray, size_hw: tuple[int, int]) -> np.ndarray:
     """``content`` resized to (H, W): bicubic when enlarging, area-averaged when shrinking."""
@@ -123,7 +125,7 @@ class FramePostprocess:
 
     def __init__(self, *, strength: float = 1.0, preserve_colors: bool = False, fade_frames: int = 8):
         if not 0.0 <= strength <= 1.0:
-            raise ValueError(f"strength must be in [0, 1], got {strength}")
+            raise InputError(f"--strength must be a number in [0, 1], got {strength}")
         self.strength = strength
         self.preserve_colors = preserve_colors
         self.crossfade = CrossFade(fade_frames)

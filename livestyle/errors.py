@@ -6,7 +6,7 @@ class LivestyleError(Exception):
 
 
 class InputError(LivestyleError):
-    """An input file or source is missing, unreadable or corrupt."""
+    """An input file, source or value is missing, unreadable, corrupt or out of range."""
 
 
 class OutputError(LivestyleError):

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from livestyle.effects import CrossFade, FramePostprocess, blend_strength, preserve_colors
+from livestyle.errors import InputError
 
 rng = np.random.default_rng(0)
 
@@ -96,8 +97,9 @@ def test_frame_postprocess_composes_and_adjusts():
     assert post.crossfade.active and not post.is_identity
     mid = post(content, stylised)  # fades from the last output (the content) towards the new frame
     assert 0 < np.abs(mid.astype(int) - stylised).mean() < np.abs(content.astype(int) - stylised).mean()
-    with pytest.raises(ValueError):
-        FramePostprocess(strength=1.5)
+    for bad in (1.5, -0.1, float("nan")):
+        with pytest.raises(InputError, match="--strength"):
+            FramePostprocess(strength=bad)
 
 
 def test_image_command_effect_options(tmp_path, tiny_style_file):
