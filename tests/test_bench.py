@@ -88,6 +88,9 @@ def test_bench_cli_writes_reports(tmp_path):
     (["--backend", "warp"], "unknown backend(s) warp"),
     (["--sizes", "big"], "expected comma-separated integers"),
     (["--iters", "0"], "expected positive integers"),
+    (["--name", "../../escape"], "plain file name"),
+    (["--name", "sub/escape"], "plain file name"),
+    (["--name", ".."], "plain file name"),
 ])
 def test_bench_cli_rejects_bad_options(tmp_path, args, message):
     result = CliRunner().invoke(main, ["bench", "--out", str(tmp_path), *args])

@@ -201,3 +201,12 @@ def test_eval_commands_check_the_out_folder_first(hr_folder, tiny_style_file, tm
         result = CliRunner().invoke(main, args)
         assert result.exit_code == 1 and "cannot create output folder" in result.output, (name, result.output)
         assert "evaluating" not in result.output and "Gatys" not in result.output, name
+
+
+@pytest.mark.parametrize("name", ["../../escape", "a/b", "..", "a\\b"])
+def test_eval_superres_name_cannot_leave_the_out_folder(hr_folder, tmp_path, empty_catalog, name):
+    out = tmp_path / "deep" / "out"
+    result = CliRunner().invoke(main, ["eval", "superres", "--dataset", str(hr_folder), "--scale", "4",
+                                       "--out", str(out), "--name", name])
+    assert result.exit_code == 2 and "plain file name" in result.output
+    assert not list(tmp_path.rglob("*.json"))

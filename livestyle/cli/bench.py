@@ -23,6 +23,13 @@ def name_list(ctx, param, value: str) -> tuple[str, ...]:
     return tuple(v.strip() for v in value.split(",") if v.strip())
 
 
+def report_name(ctx, param, value: str | None) -> str | None:
+    """A report file stem: a plain name, so the reports stay inside --out (no folders, no "..")."""
+    if value is not None and (not value.strip() or value in (".", "..") or any(sep in value for sep in "/\\")):
+        raise click.BadParameter(f"expected a plain file name (no folders), got {value!r}", ctx, param)
+    return value
+
+
 @click.command("bench")
 @click.option("--sizes", default="256,512,1024", show_default=True, callback=int_list,
               help="Square image sizes (pixels per side), comma-separated.")
@@ -51,7 +58,8 @@ def name_list(ctx, param, value: str) -> tuple[str, ...]:
               help="Transform net residual blocks.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default="bench/results", show_default=True,
               help="Folder for the JSON, Markdown and PNG reports.")
-@click.option("--name", "stem", default=None, help="File name stem of the reports (default: machine and date).")
+@click.option("--name", "stem", default=None, callback=report_name,
+              help="File name stem of the reports (default: machine and date).")
 @click.option("--engines", is_flag=True,
               help="Instead of the Gatys table: every available engine against the plain-PyTorch baselines "
                    "(256², 512², 1024², 1920×1080 unless --sizes is given); writes engines-<device>.json/.md.")

@@ -8,7 +8,7 @@ import click
 
 from .._files import check_output_folder, write_json_and_markdown
 from ..models.lossnets import LOSS_NETWORKS, WEIGHTS_OPTION
-from .bench import int_list
+from .bench import int_list, report_name
 
 
 @click.group("eval", context_settings={"help_option_names": ["-h", "--help"]})
@@ -27,7 +27,8 @@ def command() -> None:
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
               help="Also write JSON + Markdown reports into this folder.")
-@click.option("--name", "stem", default=None, help="Report file stem (default eval-superres-xSCALE-<sets>).")
+@click.option("--name", "stem", default=None, callback=report_name,
+              help="Report file stem (default eval-superres-xSCALE-<sets>).")
 def superres(datasets, scale, model_files, blur, device, out_dir, stem):
     """PSNR/SSIM (Y channel, border = scale) of bicubic and each SR model, beside the paper's Table 2."""
     from ..catalog import Catalog, load_model_file
