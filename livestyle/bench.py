@@ -10,6 +10,7 @@ network random ones too unless a weights file is given (either way the report sa
 """
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import importlib.metadata
 import json
@@ -19,7 +20,7 @@ import re
 import statistics
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -29,6 +30,7 @@ from torch import nn
 from ._files import atomic_output, write_json_and_markdown
 from .engines import create_engine, resolve_device
 from .engines.benchmark import cpu_model
+from .errors import InsufficientMemoryError
 from .gatys import GatysConfig, optimize_image
 from .models import transform_net
 from .objective import ObjectiveConfig, build_objective
@@ -272,6 +274,19 @@ def time_engine(engine, size: int, config: BenchConfig) -> FeedForwardTiming:
 EngineFactory = Callable[[nn.Module, torch.device], object]
 
 
+@contextlib.contextmanager
+def _out_of_memory_is_an_error(size: int, device: torch.device) -> Iterator[None]:
+    """Turn torch's out-of-memory errors (CUDA, and CPU allocation failures) into one line for the user."""
+    try:
+        yield
+    except RuntimeError as exc:  # torch.OutOfMemoryError is a RuntimeError; CPU failures are plain ones
+        text = str(exc).lower()
+        if not (isinstance(exc, torch.OutOfMemoryError) or "memory" in text or "allocate" in text):
+            raise
+        raise InsufficientMemoryError(f"out of memory timing {size}² images on {device}; "
+                                      "try smaller --sizes") from exc
+
+
 def run_bench(config: BenchConfig, *, engine_factories: dict[str, EngineFactory] | None = None,
               progress: Callable[[str], None] | None = None) -> BenchReport:
     """Time Gatys and the feed-forward net at every size; ``engine_factories`` replaces ``config.backends``.
@@ -288,13 +303,14 @@ def run_bench(config: BenchConfig, *, engine_factories: dict[str, EngineFactory]
     engines = {label: factory(model, device) for label, factory in engine_factories.items()}
     rows = []
     for size in config.sizes:
-        gatys = time_gatys(size, config, device, progress)
-        feedforward = []
-        for label, engine in engines.items():
-            timing = time_engine(engine, size, config)
-            if progress:
-                progress(f"feed-forward {size}² {timing.engine}: {timing.median_s * 1000:.1f} ms median of {timing.runs}")
-            feedforward.append(timing)
+        with _out_of_memory_is_an_error(size, device):
+            gatys = time_gatys(size, config, device, progress)
+            feedforward = []
+            for label, engine in engines.items():
+                timing = time_engine(engine, size, config)
+                if progress:
+                    progress(f"feed-forward {size}² {timing.engine}: {timing.median_s * 1000:.1f} ms median of {timing.runs}")
+                feedforward.append(timing)
         rows.append(BenchRow(size, gatys, feedforward))
     settings = asdict(config)
     settings["loss_net_weights"] = config.loss_net_weights or "random (pretrained=False; timing does not depend on weights)"

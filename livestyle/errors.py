@@ -43,3 +43,7 @@ class ExportError(LivestyleError):
 
 class EngineOptionError(LivestyleError):
     """An engine option has a value the engine cannot use (e.g. an inference scale outside (0, 1])."""
+
+
+class InsufficientMemoryError(LivestyleError):
+    """A computation needs more memory (GPU or CPU) than is free; a smaller size may fit."""

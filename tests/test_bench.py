@@ -91,6 +91,8 @@ def test_bench_cli_writes_reports(tmp_path):
     (["--name", "../../escape"], "plain file name"),
     (["--name", "sub/escape"], "plain file name"),
     (["--name", ".."], "plain file name"),
+    (["--sizes", "1"], "sizes must be from 16 to 8192 pixels"),
+    (["--sizes", "256,100000"], "sizes must be from 16 to 8192 pixels"),
 ])
 def test_bench_cli_rejects_bad_options(tmp_path, args, message):
     result = CliRunner().invoke(main, ["bench", "--out", str(tmp_path), *args])
@@ -164,3 +166,29 @@ def test_reports_that_cannot_be_written_are_an_output_error(tmp_path):
     (tmp_path / "f").write_text("x")
     with pytest.raises(OutputError, match="cannot create output folder"):
         write_json_and_markdown(tmp_path / "f" / "sub", "r", {}, "")
+
+
+@pytest.mark.parametrize("error", [RuntimeError("[enforce fail at alloc_cpu.cpp:117] DefaultCPUAllocator: "
+                                                "can't allocate memory: you tried to allocate 120000000000 bytes"),
+                                   torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")])
+def test_out_of_memory_while_timing_is_one_line_error(monkeypatch, error):
+    import livestyle.bench as bench
+    from livestyle.errors import InsufficientMemoryError
+
+    def fail(*args, **kwargs):
+        raise error
+
+    monkeypatch.setattr(bench, "time_gatys", fail)
+    with pytest.raises(InsufficientMemoryError, match="out of memory timing 24² images.*smaller --sizes"):
+        run_bench(BenchConfig(sizes=(24,), iterations=(1,), backends=("torch",), device="cpu", width=2, blocks=0))
+
+
+def test_other_runtime_errors_while_timing_are_not_called_memory(monkeypatch):
+    import livestyle.bench as bench
+
+    def fail(*args, **kwargs):
+        raise RuntimeError("shape mismatch")
+
+    monkeypatch.setattr(bench, "time_gatys", fail)
+    with pytest.raises(RuntimeError, match="shape mismatch"):
+        run_bench(BenchConfig(sizes=(24,), iterations=(1,), backends=("torch",), device="cpu", width=2, blocks=0))

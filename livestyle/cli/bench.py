@@ -19,6 +19,16 @@ def int_list(ctx, param, value: str) -> tuple[int, ...]:
     return numbers
 
 
+def image_sizes(ctx, param, value: str) -> tuple[int, ...]:
+    """Like int_list, each a side length from 16 to the export's largest (8192) pixels."""
+    from ..export import MAX_SIDE
+
+    sizes = int_list(ctx, param, value)
+    if min(sizes) < 16 or max(sizes) > MAX_SIDE:
+        raise click.BadParameter(f"sizes must be from 16 to {MAX_SIDE} pixels, got {value!r}", ctx, param)
+    return sizes
+
+
 def name_list(ctx, param, value: str) -> tuple[str, ...]:
     return tuple(v.strip() for v in value.split(",") if v.strip())
 
@@ -31,7 +41,7 @@ def report_name(ctx, param, value: str | None) -> str | None:
 
 
 @click.command("bench")
-@click.option("--sizes", default="256,512,1024", show_default=True, callback=int_list,
+@click.option("--sizes", default="256,512,1024", show_default=True, callback=image_sizes,
               help="Square image sizes (pixels per side), comma-separated.")
 @click.option("--iters", "iterations", default="100,300,500", show_default=True, callback=int_list,
               help="Gatys iteration counts, comma-separated.")
