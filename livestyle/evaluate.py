@@ -251,6 +251,10 @@ def compare_style(model: torch.nn.Module, objective, contents: Sequence[torch.Te
     feedforward, gatys, scored = [], {n: [] for n in counts}, {v: [] for v in variants}
     outputs = {}
     for name, content in zip(names, contents):
+        if min(content.shape[-2:]) < objective.lossnet.min_side:
+            h, w = content.shape[-2:]
+            raise InputError(f"{name} is {w}×{h} px as scored; the loss network's taps need sides of at least "
+                             f"{objective.lossnet.min_side} px")
         with torch.no_grad():
             out = model(content).float().clamp(0.0, 1.0)
             feedforward.append(objective(out, content).as_floats())

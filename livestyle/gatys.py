@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, field
 
 import torch
 
+from .errors import InputError
 from .objective import PerceptualObjective
 
 OPTIMIZERS = ("lbfgs", "adam")
@@ -168,6 +169,13 @@ def stylize_by_optimization(
     style = image_to_batch(style_rgb, device)
     long_side = style_size or objective_config.style_size or max(content.shape[-2:])
     style = resize_long_side(style, long_side)
-    objective = build_objective(replace(objective_config, style_size=None), style, weights=weights,
+    objective = build_objective(replace(objective_config, style_size=None), None, weights=weights,
                                 pretrained=pretrained, device=device)
+    min_side = objective.lossnet.min_side
+    for what, image in (("content image", content), ("style image", style)):
+        if min(image.shape[-2:]) < min_side:
+            h, w = image.shape[-2:]
+            raise InputError(f"the {what} is {w}×{h} px as optimised; the loss network's taps need sides of at "
+                             f"least {min_side} px (--size sets the long side)")
+    objective.set_style(style)
     return optimize_image(objective, content, config, on_iteration=on_iteration, record_history=True)

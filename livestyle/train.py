@@ -628,6 +628,9 @@ def train_style(recipe: StyleRecipe, output: str | os.PathLike, options: RunOpti
     # the loss network first: a missing weights file should fail before minutes of decoding
     style = image_to_batch(read_image(recipe.style_image).rgb, device)
     objective = build_objective(style_objective_config(recipe), style, weights=recipe.loss_net_weights, device=device)
+    if recipe.image_size < objective.lossnet.min_side:
+        raise TrainingError(f"--image-size {recipe.image_size} is below the {objective.lossnet.min_side} px "
+                            "the loss network's taps need")
     bank, data_info = _load_bank(recipe.dataset, device, short_side=recipe.image_size, min_side=None,
                                  limit=recipe.data_limit, workers=options.workers)
     task = StyleTask(recipe, objective, bank, device, _center_crop(bank, recipe.image_size, device))

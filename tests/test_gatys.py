@@ -8,6 +8,7 @@ import torch
 from click.testing import CliRunner
 
 from livestyle.cli import main
+from livestyle.errors import InputError
 from livestyle.gatys import GatysConfig, optimize_image, stylize_by_optimization
 from livestyle.losses import gram_matrix
 from livestyle.models.lossnets import LOSS_NETWORKS, loss_network
@@ -117,6 +118,23 @@ def test_bad_gatys_settings_are_rejected():
         GatysConfig(optimizer="sgd")
     with pytest.raises(ValueError, match="init"):
         GatysConfig(init="zeros")
+
+
+def test_loss_network_min_side_is_the_smallest_that_runs():
+    for name, taps in (("squeezenet1_1", None), ("squeezenet1_1", ("conv1",)), ("vgg16", None)):
+        net = loss_network(name, taps=taps, pretrained=False)
+        side = net.min_side
+        net(torch.zeros(1, 3, side, side))
+        with pytest.raises(RuntimeError):
+            net(torch.zeros(1, 3, side - 1, side + 20))
+    assert loss_network("squeezenet1_1", taps=("conv1",), pretrained=False).min_side < 9
+
+
+def test_too_small_images_are_a_user_error_in_gatys():
+    rng = np.random.default_rng(0)
+    with pytest.raises(InputError, match="content image is 6×4 px"):
+        stylize_by_optimization(rng.random((4, 6, 3), dtype=np.float32), rng.random((40, 40, 3), dtype=np.float32),
+                                ObjectiveConfig(), GatysConfig(iterations=1), pretrained=False)
 
 
 def test_stylize_by_optimization_resizes_to_the_long_side():

@@ -12,6 +12,7 @@ then torchvision's download for real users.
 """
 from __future__ import annotations
 
+import functools
 import os
 import re
 from collections.abc import Callable, Sequence
@@ -184,6 +185,20 @@ class LossNetwork(nn.Module):
 
     def train(self, mode: bool = True) -> LossNetwork:
         return super().train(False)  # frozen: dropout/normalisation never switch to training
+
+    @functools.cached_property
+    def min_side(self) -> int:
+        """The smallest image side its taps are defined for (found by trying: each network's strides,
+        pooling and padding give another number, e.g. 8 for VGG-16, 17 for all of SqueezeNet's taps)."""
+        device = next(self.parameters()).device
+        with torch.no_grad():
+            for side in range(1, 64):
+                try:
+                    self(torch.zeros(1, 3, side, side, device=device))
+                    return side
+                except RuntimeError:  # "output size is too small" / "kernel size can't be greater"
+                    continue
+        return 64
 
     def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
         x = self.convention.apply(images)
