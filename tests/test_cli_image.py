@@ -31,6 +31,22 @@ def test_help_lists_commands():
         assert name in result.output
 
 
+def test_ctrl_c_while_the_command_starts_is_a_quiet_exit():
+    """Ctrl-C while torch loads (the first seconds of every command): no traceback, exit 130."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    process = subprocess.Popen([sys.executable, "-c", "from livestyle.cli import main; main()", "styles"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(0.4)  # past Python's start (its SIGINT handler is set), well before torch is loaded
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130 and "Traceback" not in stderr, stderr
+    assert stderr.strip() == "livestyle: interrupted"
+
+
 def test_style_happy_path(tmp_path, photo, tiny_style_file):
     out = tmp_path / "out.jpg"
     result = run("image", photo, "-o", out, "--model", tiny_style_file)

@@ -45,4 +45,8 @@ def _register() -> None:
         main.add_command(module.command)
 
 
-_register()
+try:
+    _register()  # imports torch: seconds on a cold start
+except KeyboardInterrupt:  # Ctrl-C meanwhile: the same quiet exit as during a command
+    click.echo("livestyle: interrupted", err=True)
+    sys.exit(130)
