@@ -6,7 +6,7 @@ import click
 from ..catalog import choose_model
 from ..chain import build_engine
 from ..effects import FramePostprocess
-from ..io.images import read_image, write_image
+from ..io.images import check_image_output, read_image, write_image
 from ..stylize import stylize_image
 from .options import device_options, effect_options, model_options, style_variant
 
@@ -59,9 +59,7 @@ def command(input_path, output, style, model_file, superres, variant, device, fp
 
     With --optimize --style-image IMG: no model, the Gatys et al. optimisation (slow, best quality).
     """
-    from .._files import check_output_path
-
-    check_output_path(output, input_path)
+    check_image_output(output, input_path, optimize["style_image"])
     if optimize.pop("optimize"):
         if style or model_file or superres:
             raise click.UsageError("--optimize takes --style-image IMG, not --style/--model/--superres")

@@ -57,12 +57,21 @@ def read_image(path: str | os.PathLike) -> Image:
     return Image(np.ascontiguousarray(np.clip(rgb, 0.0, 1.0)), alpha, min(depth, 16))
 
 
+def check_image_output(path: str | os.PathLike, *inputs: str | os.PathLike | None) -> Path:
+    """``check_output_path``, and the extension names an image format this OpenCV can write."""
+    path = check_output_path(path, *inputs)
+    if not cv2.haveImageWriter(str(path)):
+        raise OutputError(f"cannot write {path}: {path.suffix or 'no extension'} is not an image format this "
+                          "OpenCV writes (e.g. .png, .jpg, .tif, .webp)")
+    return path
+
+
 def write_image(path: str | os.PathLike, image: Image, *, inputs: tuple = ()) -> Path:
     """Encode ``image`` to ``path`` atomically (temporary file, then rename); never onto an input.
 
     Alpha is written where the format has it; 16-bit precision is kept for PNG/TIFF.
     """
-    path = check_output_path(path, *inputs)
+    path = check_image_output(path, *inputs)
     suffix = path.suffix.lower()
     sixteen = image.bit_depth == 16 and suffix in SIXTEEN_BIT_FORMATS
     scale, dtype = (65535.0, np.uint16) if sixteen else (255.0, np.uint8)
