@@ -18,6 +18,8 @@ import io
 import json
 import os
 import re
+import tempfile
+import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -215,13 +217,35 @@ def onnx_cache_path(model: nn.Module, cache_dir: str | os.PathLike, *, fp16: boo
     return Path(cache_dir) / f"{kind}-{digest[:12]}-{'fp16' if fp16 else 'fp32'}{'-rw' if rewrite else ''}-{key[:8]}.onnx"
 
 
+def writable_cache_dir(folder: str | os.PathLike) -> Path:
+    """``folder`` (created) where files can be written in it; else, with a warning, a new temporary folder.
+
+    A read-only or misplaced cache should cost a re-export, not the run.
+    """
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        reason = None if os.access(folder, os.W_OK | os.X_OK) else "not writable"
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+    if reason is None:
+        return folder
+    fallback = Path(tempfile.mkdtemp(prefix="livestyle-export-"))
+    warnings.warn(f"export cache {folder} cannot be used ({reason}); exporting to {fallback} for this run "
+                  f"(set ${ENV_CACHE_DIR} to a writable folder to keep exports)", stacklevel=2)
+    return fallback
+
+
 def cached_onnx(model: nn.Module, *, cache_dir: str | os.PathLike | None = None, fp16: bool = False,
                 rewrite: bool = False) -> Path:
-    """Path of an ONNX export of ``model``, exported now unless the cache already holds it."""
+    """Path of an ONNX export of ``model``, exported now unless the cache already holds it.
+
+    Where the cache folder cannot be written, the export goes to a temporary folder (see writable_cache_dir).
+    """
     folder = Path(cache_dir) if cache_dir else default_cache_dir()
-    folder.mkdir(parents=True, exist_ok=True)
     path = onnx_cache_path(model, folder, fp16=fp16, rewrite=rewrite)
     if not path.is_file():
+        path = onnx_cache_path(model, writable_cache_dir(folder), fp16=fp16, rewrite=rewrite)
         export_onnx(model, path, fp16=fp16, rewrite=rewrite)
     return path
 
@@ -303,10 +327,10 @@ def build_tensorrt_engine(onnx_path: str | os.PathLike, key: TensorRTKey, *,
     engine with FP32 instance norms). ``trt`` is the tensorrt module (imported when None).
     """
     folder = Path(cache_dir) if cache_dir else default_cache_dir()
-    folder.mkdir(parents=True, exist_ok=True)
-    engine_path, meta_path = engine_cache_paths(key, folder)
     if cached_engine_is_valid(key, folder):
-        return engine_path, False
+        return engine_cache_paths(key, folder)[0], False
+    folder = writable_cache_dir(folder)
+    engine_path, meta_path = engine_cache_paths(key, folder)
     trt = trt or import_tensorrt()
     logger = trt.Logger(trt.Logger.WARNING)
     builder = trt.Builder(logger)
@@ -356,6 +380,7 @@ def export_tensorrt(model: nn.Module, *, profile: ShapeProfile | None = None, fp
     folder = Path(cache_dir) if cache_dir else default_cache_dir()
     if cached_engine_is_valid(key, folder):
         return engine_cache_paths(key, folder)[0]
+    folder = writable_cache_dir(folder)  # once here: the ONNX file and the engine share a fallback folder
     onnx_path = cached_onnx(model, cache_dir=folder, fp16=fp16)
     return build_tensorrt_engine(onnx_path, key, cache_dir=folder, trt=trt)[0]
 
@@ -363,4 +388,4 @@ def export_tensorrt(model: nn.Module, *, profile: ShapeProfile | None = None, fp
 __all__ = ["FORMATS", "INPUT_NAME", "OUTPUT_NAME", "ShapeProfile", "TensorRTKey", "build_tensorrt_engine",
            "cached_engine_is_valid", "cached_onnx", "default_cache_dir", "default_profile", "engine_cache_paths",
            "export_onnx", "export_tensorrt", "import_tensorrt", "model_digest", "parse_shape",
-           "strongly_typed_flags", "tensorrt_key", "timing_cache_path"]
+           "strongly_typed_flags", "tensorrt_key", "timing_cache_path", "writable_cache_dir"]

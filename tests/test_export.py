@@ -364,3 +364,34 @@ def test_cli_output_never_overwrites_the_model_it_reads(style_model_file, tmp_pa
         result = CliRunner().invoke(main, ["export", "--style", style, "--variant", "small", "-o", str(catalog_file)])
         assert result.exit_code == 1 and "is the input file" in result.output, result.output
     assert catalog_file.read_bytes() == before
+
+
+def test_unwritable_export_cache_falls_back_to_a_temporary_folder(style_model_file, tmp_path, monkeypatch):
+    """$LIVESTYLE_CACHE_DIR under a regular file (unusable, as root too): the ONNX run still works, with a
+    one-line warning; `export` without -o says it cannot write there."""
+    import cv2
+
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    monkeypatch.setenv("LIVESTYLE_CACHE_DIR", str(blocker / "cache"))
+    image = tmp_path / "in.png"
+    cv2.imwrite(str(image), np.full((20, 24, 3), 128, np.uint8))
+    with pytest.warns(UserWarning, match="export cache .* cannot be used"):
+        result = CliRunner().invoke(main, ["image", str(image), "-o", str(tmp_path / "out.png"), "--model",
+                                           str(style_model_file), "--backend", "onnx", "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "out.png").is_file()
+
+    result = CliRunner().invoke(main, ["export", "--model", str(style_model_file)])
+    assert result.exit_code == 1 and "cannot create output folder" in result.output
+
+
+def test_tensorrt_build_with_unwritable_cache_uses_a_temporary_folder(tmp_path):
+    onnx_file = tmp_path / "m.onnx"
+    onnx_file.write_bytes(b"onnx-bytes")
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.warns(UserWarning, match="cannot be used"):
+        path, built = build_tensorrt_engine(onnx_file, make_key(), cache_dir=blocker / "cache",
+                                            trt=fake_tensorrt("10.9.0", []))
+    assert built and path.read_bytes() == b"ENGINE" and blocker not in path.parents

@@ -43,7 +43,7 @@ def command(style, model_file, superres, variant, fmt, fp16, rewrite, min_shape,
     A plain style name exports its full model (--variant small: its small real-time variant).
     """
     from .. import export as ex
-    from .._files import check_output_path
+    from .._files import check_output_folder, check_output_path
 
     if output is not None and fmt != "onnx":
         raise click.UsageError("-o/--output is for --format onnx; TensorRT engines go to the cache folder")
@@ -59,7 +59,7 @@ def command(style, model_file, superres, variant, fmt, fp16, rewrite, min_shape,
 
     if fmt == "onnx":
         path = Path(output) if output else ex.onnx_cache_path(model, folder, fp16=fp16, rewrite=rewrite)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        check_output_folder(path.parent)  # an unwritable cache: say so now (or use -o / --cache-dir)
         ex.export_onnx(model, path, fp16=fp16, rewrite=rewrite)
         error = ex.verify_onnx_runtime(model, path, fp16=fp16)
         click.echo(f"{choice.name}: ONNX → {path} (dynamic N, H, W; ONNX Runtime max abs error {error:.2e} "
