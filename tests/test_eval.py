@@ -210,3 +210,15 @@ def test_eval_superres_name_cannot_leave_the_out_folder(hr_folder, tmp_path, emp
                                        "--out", str(out), "--name", name])
     assert result.exit_code == 2 and "plain file name" in result.output
     assert not list(tmp_path.rglob("*.json"))
+
+
+def test_eval_style_and_video_name_only_their_own_model_options(tmp_path, tiny_style_file, empty_catalog):
+    content = tmp_path / "c.png"
+    cv2.imwrite(str(content), np.zeros((16, 16, 3), np.uint8))
+    runs = [["eval", "style", "--style-image", str(content), "--content", str(content)],
+            ["eval", "video", str(content)]]
+    for args in runs:
+        for extra in ([], ["--style", "wave", "--model", str(tiny_style_file)]):
+            result = CliRunner().invoke(main, args + extra)
+            assert result.exit_code == 2 and "choose exactly one of --style NAME, --model FILE" in result.output
+            assert "--superres" not in result.output, result.output

@@ -9,6 +9,7 @@ import click
 from .._files import check_output_folder, write_json_and_markdown
 from ..models.lossnets import LOSS_NETWORKS, WEIGHTS_OPTION
 from .bench import int_list, report_name
+from .options import require_one_style_model
 
 
 @click.group("eval", context_settings={"help_option_names": ["-h", "--help"]})
@@ -103,6 +104,7 @@ def style(style_name, model_file, style_image, contents, iterations, size, loss_
     from ..io.images import read_image
     from ..objective import ObjectiveConfig, build_objective, image_to_batch, resize_long_side
 
+    require_one_style_model(style_name, model_file)
     if out_dir:
         check_output_folder(out_dir)  # now, not after the evaluation
     choice = choose_model(style=style_name, model_file=model_file)
@@ -168,6 +170,7 @@ def video(input_path, style, model_file, max_frames, size, scale, device, backen
     from ..io.sources import VideoFileSource
     from .video import inference_size
 
+    require_one_style_model(style, model_file)
     if out_dir:
         check_output_folder(out_dir)  # now, not after the evaluation
     choice = choose_model(style=style, model_file=model_file)

@@ -19,6 +19,13 @@ def model_options(f):
     return f
 
 
+def require_one_style_model(style: str | None, model_file: str | None) -> None:
+    """For commands with --style and --model but no --superres: exactly one of the two (a usage error
+    naming only these, where the library's message would also offer --superres)."""
+    if (style is None) == (model_file is None):
+        raise click.UsageError("choose exactly one of --style NAME, --model FILE")
+
+
 def style_variant(variant: str, device: str | None) -> str:
     """``--variant``: "auto" becomes "small" where the network runs on the CPU (see resolve_device), else "full"."""
     if variant != "auto":
