@@ -97,6 +97,31 @@ def test_missing_source_file(tmp_path, tiny_style_file):
     assert result.exit_code == 1 and "neither a camera index" in result.stderr
 
 
+def write_audio_only(path: Path) -> Path:
+    import av
+    import numpy as np
+
+    with av.open(str(path), "w") as out:
+        sound = out.add_stream("aac", rate=48000, layout="stereo")
+        for i in range(10):
+            frame = av.AudioFrame.from_ndarray(np.zeros((2, 1024), np.float32), format="fltp", layout="stereo")
+            frame.sample_rate, frame.pts = 48000, i * 1024
+            out.mux(sound.encode(frame))
+        out.mux(sound.encode(None))
+    return path
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda d: write_audio_only(d / "sound.m4a"), "has no video stream"),
+    (lambda d: (d / "text.mp4").write_text("not a video") and d / "text.mp4", "cannot open"),
+    (lambda d: d, "is a folder"),
+])
+def test_bad_file_sources_say_what_is_wrong_in_one_line(tmp_path, tiny_style_file, make, message):
+    result = run("cam", "--source", make(tmp_path), "--model", tiny_style_file, "--no-window")
+    assert result.exit_code == 1 and message in result.stderr, result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
 @pytest.fixture
 def two_style_catalog(tmp_path, monkeypatch):
     """A weights folder with two tiny catalog styles, a and b."""

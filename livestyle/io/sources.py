@@ -19,6 +19,10 @@ import numpy as np
 
 from ..errors import InputError, SourceError
 
+# FFmpeg inside OpenCV logs damaged frames straight to stderr; we report what matters ourselves.
+# Read when OpenCV first opens a capture; a value set by the user wins.
+os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
+
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
 LIVE_TIME_BASE = Fraction(1, 1000)  # camera timestamps: milliseconds since the first frame
 
@@ -249,8 +253,12 @@ class CameraSource:
         self.time_base = LIVE_TIME_BASE
         index = _device_index(spec)
         self.is_file = index is None and Path(str(spec)).is_file()
+        if index is None and Path(str(spec)).is_dir():
+            raise SourceError(f"source {spec!r} is a folder; `livestyle video` reads folders of images")
         if index is None and not self.is_file and "://" not in str(spec):
             raise SourceError(f"source {spec!r} is neither a camera index, an existing file nor a URL")
+        if self.is_file:  # PyAV's checks first: they say what is wrong where OpenCV only fails to open
+            VideoFileSource(spec).close()
         with _quiet_opencv():
             self._capture = cv2.VideoCapture(index) if index is not None else cv2.VideoCapture(str(spec))
         if not self._capture.isOpened():
