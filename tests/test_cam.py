@@ -111,6 +111,29 @@ def write_audio_only(path: Path) -> Path:
     return path
 
 
+def test_a_snapshot_that_cannot_be_written_warns_and_the_session_goes_on(tmp_path, tiny_style_file, monkeypatch):
+    import numpy as np
+
+    from livestyle.io import window
+    from livestyle.io.sources import Frame
+    from livestyle.io.window import WindowSink
+
+    monkeypatch.setattr(window, "check_display", lambda: None)  # snapshots need no window
+    folder = tmp_path / "snaps"
+    folder.mkdir()
+    sink = WindowSink(snapshot_dir=folder)
+    picture = np.full((8, 8, 3), 100, np.uint8)
+    sink._last = Frame(0, picture, output=picture)  # what the window shows
+    assert sink.snapshot().parent == folder and len(list(folder.glob("livestyle-*.png"))) == 1
+    for snapshot in folder.iterdir():
+        snapshot.unlink()
+    folder.rmdir()  # gone while the session runs
+    with pytest.warns(UserWarning, match="snapshot not saved"):
+        assert sink.snapshot() is None
+    result = run("cam", "--source", "0", "--model", tiny_style_file, "--no-window", "--snapshot-dir", folder)
+    assert result.exit_code == 2 and "does not exist" in result.stderr
+
+
 @pytest.mark.parametrize("make, message", [
     (lambda d: write_audio_only(d / "sound.m4a"), "has no video stream"),
     (lambda d: (d / "text.mp4").write_text("not a video") and d / "text.mp4", "cannot open"),

@@ -72,8 +72,8 @@ def style_choices(chosen: str, model_file: str | None, superres: int | None, tas
 @click.option("--no-window", is_flag=True, help="Run headless (e.g. only --record).")
 @click.option("--record", type=click.Path(dir_okay=False), default=None,
               help="Record the stylised frames (at the inference size and capture timing) to a video file.")
-@click.option("--snapshot-dir", type=click.Path(file_okay=False), default=".", show_default=True,
-              help="Where the snapshot key saves PNGs.")
+@click.option("--snapshot-dir", type=click.Path(exists=True, file_okay=False, writable=True), default=".",
+              show_default=True, help="Where the snapshot key saves PNGs.")
 @click.option("--loop", is_flag=True, help="Replay a file source from the start when it ends.")
 @click.option("--duration", type=click.FloatRange(min=0, min_open=True), default=None,
               help="Stop after this many seconds.")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import sys
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -167,13 +168,18 @@ class WindowSink:
         return not self._quit
 
     def snapshot(self) -> Path | None:
-        """Save the picture being shown (without the overlay) as a PNG in ``snapshot_dir``."""
+        """Save the picture being shown (without the overlay) as a PNG in ``snapshot_dir``; a snapshot
+        that cannot be written is a warning (the live session goes on), and None."""
         if self._last is None:
             return None
         stamp = time.strftime("%Y%m%d-%H%M%S")
         path = self.snapshot_dir / f"livestyle-{stamp}-{len(self.snapshots) + 1:03d}.png"
         rgb = self.compose(self._last).astype(np.float32) / 255.0
-        self.snapshots.append(write_image(path, Image(rgb)))
+        try:
+            self.snapshots.append(write_image(path, Image(rgb)))
+        except OutputError as exc:
+            warnings.warn(f"snapshot not saved: {exc}")
+            return None
         return path
 
     def write(self, frame: Frame) -> bool:
