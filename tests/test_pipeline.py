@@ -313,6 +313,16 @@ def test_failing_stage_stops_everything_and_surfaces(tmp_path, where):
     assert livestyle_threads() == []
 
 
+def test_a_failure_waits_for_the_frame_being_inferred():
+    # The sink fails on the first frame while the engine spends 1.5 s on the second: run() must not
+    # return with inference still inside the library (at exit that aborts the process).
+    pipeline = Pipeline(FakeLiveSource(period_s=0.01), InferStage(IdentityEngine(delay_s=1.5)),
+                        [ListSink(fail_at=0)])
+    with pytest.raises(PipelineError, match="disk full"):
+        pipeline.run()
+    assert livestyle_threads() == []
+
+
 def test_user_error_in_a_stage_keeps_its_type():
     class BadSource(FakeLiveSource):
         def read(self):

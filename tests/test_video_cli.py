@@ -97,6 +97,12 @@ def test_bad_size_is_rejected(tmp_path, clip, tiny_style_file):
     assert result.exit_code == 1 and "bad size" in result.stderr
 
 
+def test_unknown_x264_preset_is_a_usage_error_before_any_work(tmp_path, clip, tiny_style_file):
+    result = run("video", clip, "-o", tmp_path / "out.mp4", "--model", tiny_style_file, "--preset", "bogus")
+    assert result.exit_code == 2 and "'bogus' is not one of" in result.stderr
+    assert not list(tmp_path.glob("*out*"))
+
+
 def test_truncated_input_keeps_what_decodes(tmp_path, tiny_style_file):
     # Matroska has no index up front: a cut file still opens and decodes up to the cut.
     whole = make_clip(tmp_path / "whole.mkv", frames=30, size=(64, 48), fps=10)

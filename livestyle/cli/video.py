@@ -7,6 +7,9 @@ import click
 
 from .options import device_options, effect_options, frame_hooks, model_options, style_variant
 
+X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow",
+                "placebo")
+
 
 def inference_size_options(f):
     """--size WxH | --scale F: the resolution frames are resized to before inference."""
@@ -44,7 +47,8 @@ def inference_size(size: str | None, scale: float | None):
 @click.option("--batch", type=click.IntRange(1, 64), default=None,
               help="Frames per engine call (default: 4 on CUDA, 1 on the CPU).")
 @click.option("--crf", type=click.IntRange(0, 51), default=18, show_default=True, help="H.264 quality (lower is better).")
-@click.option("--preset", default="veryfast", show_default=True, help="x264 speed preset.")
+@click.option("--preset", type=click.Choice(X264_PRESETS), default="veryfast", show_default=True,
+              help="x264 speed preset.")
 @click.option("--no-audio", is_flag=True, help="Leave the sound out.")
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Show a progress bar.")
 def command(input_path, output, style, model_file, superres, variant, device, fp16, backend, infer_scale, upsample,

@@ -33,6 +33,7 @@ from .sources import Frame
 
 POLL_S = 0.05  # how often a waiting thread looks at the stop event
 JOIN_TIMEOUT_S = 1.0
+INFER_JOIN_TIMEOUT_S = 30.0  # one frame of a big model on a slow CPU
 DEFAULT_QUEUE_SIZE = 8
 
 PostProcess = Callable[[np.ndarray, np.ndarray], np.ndarray]
@@ -530,8 +531,11 @@ class Pipeline:
 
     def _join_all(self) -> list[str]:
         deadline = time.perf_counter() + JOIN_TIMEOUT_S
-        for thread in self._threads.values():
-            thread.join(max(0.0, deadline - time.perf_counter()))
+        for name, thread in self._threads.items():
+            # Inference is computing, not waiting: its frame ends. Left running, it would be torn down
+            # inside the library at exit (a C++ "terminate called" abort), so it gets longer.
+            limit = INFER_JOIN_TIMEOUT_S if name == "infer" else max(0.0, deadline - time.perf_counter())
+            thread.join(limit)
         return [name for name, t in self._threads.items() if t.is_alive()]
 
     def _close(self, status: RunStatus, stuck: list[str]) -> None:
