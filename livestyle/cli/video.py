@@ -102,16 +102,16 @@ def command(input_path, output, style, model_file, superres, variant, device, fp
         result = pipeline.run(show_progress)
     report = source.report
     if result.status == "complete":  # a stopped run has not read the whole input: nothing to judge
-        if report.damaged:
-            click.echo(f"livestyle: warning: {input_path}: {report.describe()}", err=True)
         if result.stats.frames_out == 0:
             raise InputError(f"no frame of {input_path} could be decoded"
                              + (f" ({report.describe()})" if report.damaged else ""))
+        if report.damaged:
+            click.echo(f"livestyle: warning: {input_path}: {report.describe()}", err=True)
     click.echo(f"{choice.name} ({engine.name}): {result.stats.summary()}", err=True)
     if result.status == "interrupted":
         kept = f"the playable part is in {sink.final_path}" if sink.final_path else "nothing was written"
         click.echo(f"livestyle: interrupted after {result.stats.frames_out} frames; {kept}", err=True)
-        raise KeyboardInterrupt
+        raise SystemExit(130)  # said once, here (a KeyboardInterrupt would add a second line)
     audio_note = ""
     carrier = getattr(sink, "audio", None)
     if carrier is not None:
