@@ -102,8 +102,12 @@ def test_an_image_that_does_not_decode_is_one_line(tmp_path, tiny_style_file):
 
 
 def test_bad_size_is_rejected(tmp_path, clip, tiny_style_file):
-    result = run("video", clip, "-o", tmp_path / "o.mp4", "--model", tiny_style_file, "--size", "big")
-    assert result.exit_code == 1 and "bad size" in result.stderr
+    for size in ("big", "4x4", "100000x100000"):
+        result = run("video", clip, "-o", tmp_path / "o.mp4", "--model", tiny_style_file, "--size", size)
+        assert result.exit_code == 1 and "bad size" in result.stderr and len(result.stderr.splitlines()) == 1
+    result = run("video", clip, "-o", tmp_path / "o.mp4", "--model", tiny_style_file, "--scale", "2",
+                 "--no-progress")  # 64×48 → 128×96: fine
+    assert result.exit_code == 0, result.stderr
 
 
 def test_unknown_x264_preset_is_a_usage_error_before_any_work(tmp_path, clip, tiny_style_file):

@@ -22,6 +22,7 @@ from ..errors import InputError, SourceError
 # FFmpeg inside OpenCV logs damaged frames straight to stderr; we report what matters ourselves.
 # Read when OpenCV first opens a capture; a value set by the user wins.
 os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
+MAX_FRAME_SIDE = 8192  # the exported networks' dynamic range (livestyle.export.MAX_SIDE)
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
 LIVE_TIME_BASE = Fraction(1, 1000)  # camera timestamps: milliseconds since the first frame
@@ -65,6 +66,9 @@ class InferenceSize:
             size = (max(2, 2 * round(width * self.scale / 2)), max(2, 2 * round(height * self.scale / 2)))
         else:
             return None
+        if max(size) > MAX_FRAME_SIDE:
+            raise InputError(f"--scale {self.scale} makes {width}×{height} frames {size[0]}×{size[1]}; the most "
+                             f"is {MAX_FRAME_SIDE} pixels a side")
         return None if size == (width, height) else size
 
     def apply(self, rgb: np.ndarray) -> np.ndarray:
@@ -83,8 +87,8 @@ def parse_size(text: str) -> tuple[int, int]:
         width, height = (int(p) for p in parts)
     except ValueError:
         raise InputError(f"bad size {text!r}: use WIDTHxHEIGHT, e.g. 640x360") from None
-    if width < 8 or height < 8:
-        raise InputError(f"bad size {text!r}: width and height must be at least 8 pixels")
+    if not (8 <= width <= MAX_FRAME_SIDE and 8 <= height <= MAX_FRAME_SIDE):
+        raise InputError(f"bad size {text!r}: width and height must be from 8 to {MAX_FRAME_SIDE} pixels")
     return width, height
 
 
