@@ -165,7 +165,8 @@ def load_community_checkpoint(path: str | os.PathLike) -> CommunityTransformNet:
     """Load a pytorch/examples ``.pth`` checkpoint (tensors only, ``weights_only=True``)."""
     path = Path(path)
     try:
-        state = torch.load(str(path), map_location="cpu", weights_only=True)
+        with open(path, "rb") as f:  # a file object: torch would read a path ending in .safetensors as one
+            state = torch.load(f, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises several types for files that are not safe tensor pickles
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise WeightsError(f"{path} is not a loadable PyTorch checkpoint (tensors only): {first}") from exc

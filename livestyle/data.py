@@ -34,6 +34,8 @@ PACK_KEYS = ("encoded", "offsets", "names")
 def list_image_files(folder: str | os.PathLike) -> list[Path]:
     """Every file under ``folder`` (recursively) with an image suffix, in a stable sorted order."""
     folder = Path(folder)
+    if folder.is_file():
+        raise InputError(f"data set {folder} is a file; give a folder of photos or a {PACK_SUFFIX} image pack")
     if not folder.is_dir():
         raise InputError(f"data set folder not found: {folder}")
     return sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
@@ -64,8 +66,10 @@ def read_pack(path: str | os.PathLike) -> list[tuple[str, bytes]]:
             if any(k not in pack for k in PACK_KEYS):
                 raise InputError(f"{path} is not a livestyle image pack (it lacks {', '.join(PACK_KEYS)})")
             encoded, offsets, names = pack["encoded"], pack["offsets"], pack["names"]
-    except (OSError, ValueError) as exc:
+    except OSError as exc:
         raise InputError(f"cannot read image pack {path}: {exc}") from exc
+    except ValueError as exc:  # not an .npz, or one holding pickled objects (never loaded)
+        raise InputError(f"{path} is not a livestyle image pack (bench/pack_data.py writes them)") from exc
     return [(str(n), encoded[offsets[i]:offsets[i + 1]].tobytes()) for i, n in enumerate(names)]
 
 

@@ -232,8 +232,10 @@ def test_import_adds_catalog_entry(tmp_path, monkeypatch, onnx_file):
 
 
 def test_detection_ignores_suffix(tmp_path):
-    torch.save(reference_layout((4, 8, 16), 1), tmp_path / "weights.onnx")  # misnamed checkpoint
+    torch.save(reference_layout((4, 8, 16), 1), tmp_path / "weights.onnx")  # misnamed checkpoints
     assert isinstance(load_community_file(tmp_path / "weights.onnx"), CommunityTransformNet)
+    torch.save(reference_layout((4, 8, 16), 1), tmp_path / "weights.safetensors")
+    assert isinstance(load_community_file(tmp_path / "weights.safetensors"), CommunityTransformNet)
     assert community_kind(tmp_path / "weights.onnx") == "checkpoint"
     np.save(tmp_path / "a.npy", np.zeros(3))
     assert community_kind(tmp_path / "a.npy") is None

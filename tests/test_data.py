@@ -62,8 +62,14 @@ def test_nothing_decodable_is_an_error(tmp_path):
 
 def test_not_a_pack(tmp_path):
     np.savez(tmp_path / "other.npz", x=np.zeros(3))
-    with pytest.raises(InputError, match="not a livestyle image pack"):
-        decode_images(tmp_path / "other.npz")
+    (tmp_path / "text.npz").write_text("not an archive")
+    np.savez(tmp_path / "objects.npz", encoded=np.array([{"a": 1}], dtype=object), offsets=np.zeros(2),
+             names=np.array(["a"]))
+    for name in ("other.npz", "text.npz", "objects.npz"):
+        with pytest.raises(InputError, match="not a livestyle image pack"):
+            decode_images(tmp_path / name)
+    with pytest.raises(InputError, match="is a file; give a folder of photos"):
+        decode_images(__file__)  # this test file
 
 
 def test_resize_short_side_keeps_aspect():
