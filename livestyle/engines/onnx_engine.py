@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from ..errors import BackendUnavailableError
-from ..export import INPUT_NAME, OUTPUT_NAME, cached_onnx, default_cache_dir, model_scale
+from ..export import INPUT_NAME, OUTPUT_NAME, cached_onnx, default_cache_dir, model_scale, writable_cache_dir
 from .torch_engine import resolve_device
 
 GPU_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider")
@@ -61,7 +61,7 @@ class OnnxRuntimeEngine:
             if not gpu:
                 raise BackendUnavailableError("this onnxruntime has no CUDA provider (pip install onnxruntime-gpu); "
                                               "use --backend torch on the GPU")
-            folder = Path(cache_dir) if cache_dir else default_cache_dir()
+            folder = writable_cache_dir(Path(cache_dir) if cache_dir else default_cache_dir())
             trt_options = {"device_id": self.device.index or 0, "trt_fp16_enable": fp16,
                            "trt_engine_cache_enable": True, "trt_engine_cache_path": str(folder),
                            "trt_timing_cache_enable": True}
