@@ -9,10 +9,12 @@ Stages, each written to disk as soon as it ends (a timeout keeps what was done):
    no NaN/Inf on black, white and 1080p frames, CUDA-graph replay equals eager on new inputs.
 3. onnx.json: ONNX export of the full net (FP32 and FP16) on this machine, onnx.checker, ONNX
    Runtime parity where onnxruntime is installed.
-4. bench/results/engines-<gpu>.json/.md: style net (paper width 32, random weights) at 256², 512²,
-   1024², 1080×1920 — every engine available here and the baselines baseline:eager-fp32 and
-   baseline:torch.compile-fp16, in the same run; then engines-<gpu>-sr4.json/.md: SR ×4 at
-   270×480 input (→ 1080×1920). Rows are written after each size.
+4. engines-<gpu>.json/.md (beside env.json; commit them to bench/results/): style net (paper width
+   32, random weights) at 1080×1920 and 1024², then engines-<gpu>-sr4.json/.md: SR ×4 at 270×480
+   input (→ 1080×1920), then the style net at 512² and 256² — every engine available here and the
+   baselines baseline:eager-fp32 and baseline:torch.compile-fp16 (one compile per shape, 25–77 s
+   each on an H100), in the same run. Rows are written after each size, largest first, so a
+   timeout costs the small sizes.
 Nothing here needs the repository's virtual environment: torch is enough (onnx/onnxruntime/
 tensorrt are used when present).
 """
@@ -37,7 +39,7 @@ from livestyle.engines.benchmark import (benchmark_engines, benchmark_markdown, 
                                          device_slug, write_benchmark)
 from livestyle.models import sr_net, transform_net  # noqa: E402
 
-STYLE_SIZES = [(256, 256), (512, 512), (1024, 1024), (1080, 1920)]
+STYLE_SIZES = [(1080, 1920), (1024, 1024), (512, 512), (256, 256)]  # the targets that matter most first
 SR_SIZES = [(270, 480)]
 
 
@@ -152,9 +154,12 @@ def onnx_checks(device: torch.device, width: int, out_dir: Path) -> dict:
     return results
 
 
+MERGED: dict[str, dict] = {}  # stem → rows so far (a table's sizes may come in several stages)
+
+
 def run_bench(model, sizes, device, out_dir: Path, stem: str, title: str, args) -> None:
     """Benchmark size by size, rewriting the result files after each size."""
-    merged = None
+    merged = MERGED.get(stem)
     for size in sizes:
         log(f"{stem}: {size[0]}x{size[1]}")
         result = benchmark_engines(model, sizes=[size], device=device, warmup=args.warmup, iters=args.iters,
@@ -165,6 +170,7 @@ def run_bench(model, sizes, device, out_dir: Path, stem: str, title: str, args) 
         else:
             merged["rows"] += result["rows"]
             merged["skipped"] += [s for s in result["skipped"] if s not in merged["skipped"]]
+        MERGED[stem] = merged
         write_benchmark(merged, out_dir, stem=stem, title=title)
     log(benchmark_markdown(merged, title=title))
 
@@ -177,16 +183,17 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--extra", action="store_true", help="also the slow-to-prepare engine variants")
     parser.add_argument("--only", nargs="*", default=None, help="engine label prefixes to keep (baselines always)")
-    parser.add_argument("--stages", nargs="*", default=["env", "checks", "onnx", "style", "sr"])
+    parser.add_argument("--stages", nargs="*", default=["env", "checks", "onnx", "style", "sr", "style-small"],
+                        help="style: the two large sizes; style-small: the two small ones")
     args = parser.parse_args()
     out = Path(args.out)
     args.cache_dir = Path(tempfile.gettempdir()) / "livestyle-gpu-cache"  # exports stay off $OUT
     device = torch.device("cuda" if torch.cuda.is_available() and not args.tiny else "cpu")
     width, sr_width = (4, 4) if args.tiny else (32, 64)
-    style_sizes = [(32, 32), (24, 40)] if args.tiny else STYLE_SIZES
+    style_sizes = [(32, 32), (24, 40), (16, 16), (8, 24)] if args.tiny else STYLE_SIZES
     sr_sizes = [(12, 20)] if args.tiny else SR_SIZES
     check_sizes = {"natural": (48, 40), "large": (64, 96)} if args.tiny else {"natural": (256, 320), "large": (1080, 1920)}
-    results_dir = out / "bench" / "results"
+    results_dir = out  # at most two folders below $OUT come back from the device machine
     slug = device_slug(device_label(device))
     if args.tiny:
         args.iters, args.warmup = min(args.iters, 3), 1
@@ -196,8 +203,11 @@ def main() -> None:
         "checks": lambda: write_json(out / "checks.json", numeric_checks(device, width, check_sizes))
         if device.type == "cuda" else log("checks: CUDA only, skipped"),
         "onnx": lambda: write_json(out / "onnx.json", onnx_checks(device, width, out)),
-        "style": lambda: run_bench(_seeded(transform_net, width=width), style_sizes, device, results_dir,
+        "style": lambda: run_bench(_seeded(transform_net, width=width), style_sizes[:2], device, results_dir,
                                    f"engines-{slug}", "Style transform net (width %d), batch 1" % width, args),
+        "style-small": lambda: run_bench(_seeded(transform_net, width=width), style_sizes[2:], device,
+                                         results_dir, f"engines-{slug}", "Style transform net (width %d), batch 1"
+                                         % width, args),
         "sr": lambda: run_bench(_seeded(sr_net, scale=4, width=sr_width), sr_sizes, device, results_dir,
                                 f"engines-{slug}-sr4", "SR ×4 (input size shown), batch 1", args),
     }

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # One GPU call (≤ 10 minutes) that does the most a fresh 15-minute lease allows:
-#   1. train one full style model (default kandinsky; STYLE=starry_night etc.), 300 s of training;
+#   1. train one full style model (default kandinsky; STYLE=starry_night etc.), 240 s of training;
 #      SMALL=1 trains its small real-time variant instead (width 8, pixel-shuffle, as shipped);
 #   2. the engine latency table of issue 9 (bench/gpu_engines.py: env, checks, style, SR stages).
 # Each part has its own timeout and writes under $OUT as it goes, so a slow part cannot eat the other.
+# At most 8 files, two folders deep, come back from the device: each part is packed into one
+# archive when it ends (train.tgz, engines.tgz), beside status.txt and gpu.txt.
 #
 # Device command (from the repository root; carry bench/carry/caltech101.npz bench/carry/styles
 # bench/carry/content bench/carry/lossnets, made by `python bench/pack_data.py style`):
@@ -21,8 +23,8 @@ if [ -n "${TINY:-}" ]; then
     train_args=(--device cpu --iterations 3 --width 4 --blocks 1 --data-limit 8 --budget-s 30 --gatys "")
     engine_args=(--tiny)
 else
-    train_args=(--batch-size 16 --iterations 10000 --budget-s 300)
-    engine_args=(--stages env checks style sr)
+    train_args=(--batch-size 16 --iterations 10000 --budget-s 240)
+    engine_args=(--stages env checks style sr style-small)
 fi
 
 name=$STYLE
@@ -31,10 +33,12 @@ if [ -n "${SMALL:-}" ]; then
     train_args+=(--variant small --width 8 --pixel-shuffle)
 fi
 
-timeout 420 python3 bench/train_job.py style --name "$name" \
+timeout 360 python3 bench/train_job.py style --name "$name" \
     --style-image "bench/carry/styles/${IMAGE[$STYLE]}" --pack bench/carry/caltech101.npz \
     --out "$OUT/train" "${train_args[@]}" > "$OUT/train/stdout.txt" 2>&1
 echo "train: exit $?" | tee -a "$OUT/status.txt"
+tar -C "$OUT" -czf "$OUT/train.tgz" train && rm -rf "$OUT/train"
 
-timeout 150 python3 bench/gpu_engines.py --out "$OUT/engines" "${engine_args[@]}" > "$OUT/engines/stdout.txt" 2>&1
+timeout 200 python3 bench/gpu_engines.py --out "$OUT/engines" "${engine_args[@]}" > "$OUT/engines/stdout.txt" 2>&1
 echo "engines: exit $?" | tee -a "$OUT/status.txt"
+tar -C "$OUT" -czf "$OUT/engines.tgz" engines && rm -rf "$OUT/engines"

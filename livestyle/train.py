@@ -20,6 +20,7 @@ import time
 import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -640,21 +641,22 @@ def train_style(recipe: StyleRecipe, output: str | os.PathLike, options: RunOpti
         recipe_dict["init"] = load_initial_weights(task.model, init)
     result = train_loop(task, recipe_dict, iterations=recipe.iterations, lr=recipe.lr, seed=recipe.seed,
                         device=device, options=options, data_info=data_info, on_log=on_log)
-    quality = {}
-    if quality_images:
-        quality = measure_style_quality(result.model, task.objective, quality_images, device, gatys_iterations)
     name = name or Path(output).stem
     credit = _style_credit(recipe.style_image)
-    entry = _finish(result, output, name=name, task="style", arch=result.model.config.to_dict(),
-                    variant=variant, recipe=recipe_dict, recipe_extra={
-                        "loss_net": task.config.loss_net,
-                        "loss_net_weights_sha256": task.objective.lossnet.weights_sha256,
-                        "style_image": {"file": Path(recipe.style_image).name,
-                                        "sha256": sha256_of(recipe.style_image), "credit": credit},
-                    }, quality=quality, device=device,
-                    description=f"{credit}: feed-forward style transfer (Johnson et al. 2016)",
-                    credit=f"style: {credit}; training photos: {_dataset_note(recipe.dataset)}",
-                    licence=f"style image: {STYLE_IMAGE_LICENCE}; training data: {_dataset_note(recipe.dataset)}")
+    finish = partial(_finish, result, output, name=name, task="style", arch=result.model.config.to_dict(),
+                     variant=variant, recipe=recipe_dict, recipe_extra={
+                         "loss_net": task.config.loss_net,
+                         "loss_net_weights_sha256": task.objective.lossnet.weights_sha256,
+                         "style_image": {"file": Path(recipe.style_image).name,
+                                         "sha256": sha256_of(recipe.style_image), "credit": credit},
+                     }, device=device,
+                     description=f"{credit}: feed-forward style transfer (Johnson et al. 2016)",
+                     credit=f"style: {credit}; training photos: {_dataset_note(recipe.dataset)}",
+                     licence=f"style image: {STYLE_IMAGE_LICENCE}; training data: {_dataset_note(recipe.dataset)}")
+    entry = finish(quality={})  # on disk before the quality step, which can take minutes (Gatys)
+    if quality_images:
+        entry = finish(quality=measure_style_quality(result.model, task.objective, quality_images, device,
+                                                     gatys_iterations))
     result.entry = entry
     return result
 
@@ -691,16 +693,18 @@ def train_superres(recipe: SuperResRecipe, output: str | os.PathLike, options: R
         recipe_dict["init"] = load_initial_weights(task.model, init)
     result = train_loop(task, recipe_dict, iterations=recipe.iterations, lr=recipe.lr, seed=recipe.seed,
                         device=device, options=options, data_info=data_info, on_log=on_log)
-    quality = measure_superres_quality(result.model, quality_sets, device) if quality_sets else {}
     extra = {}
     if task.objective is not None:
         extra = {"loss_net": recipe.loss_net, "loss_net_weights_sha256": task.objective.lossnet.weights_sha256}
-    entry = _finish(result, output, name=name or Path(output).stem, task="superres",
-                    arch=result.model.config.to_dict(), variant="full",
-                    recipe=recipe_dict, recipe_extra=extra, quality=quality, device=device,
-                    description=f"×{recipe.scale} super-resolution, {recipe.loss} loss (Johnson et al. 2016)",
-                    credit=f"training photos: {_dataset_note(recipe.dataset)}",
-                    licence=f"training data: {_dataset_note(recipe.dataset)}")
+    finish = partial(_finish, result, output, name=name or Path(output).stem, task="superres",
+                     arch=result.model.config.to_dict(), variant="full", recipe=recipe_dict, recipe_extra=extra,
+                     device=device,
+                     description=f"×{recipe.scale} super-resolution, {recipe.loss} loss (Johnson et al. 2016)",
+                     credit=f"training photos: {_dataset_note(recipe.dataset)}",
+                     licence=f"training data: {_dataset_note(recipe.dataset)}")
+    entry = finish(quality={})  # on disk before the quality step
+    if quality_sets:
+        entry = finish(quality=measure_superres_quality(result.model, quality_sets, device))
     result.entry = entry
     return result
 

@@ -233,6 +233,27 @@ def test_benchmark_records_unbuildable_engines_as_skipped():
     assert result["device"]
 
 
+def test_an_engine_failing_while_timed_loses_only_its_own_rows():
+    from livestyle.engines.benchmark import Candidate, _eager_baseline
+
+    def fails_after_warmup(model, device):
+        calls = []
+
+        def run(x):
+            calls.append(1)
+            if len(calls) > 2:
+                raise RuntimeError("CUDA error: an illegal memory access was encountered")
+            return x
+        return run
+
+    result = benchmark_engines(tiny_style(), sizes=[(16, 16), (12, 20)], device="cpu", iters=3, warmup=1,
+                               candidates=[Candidate(BASELINE_EAGER, "fp32", _eager_baseline),
+                                           Candidate("flaky", "fp16", fails_after_warmup)])
+    assert [(row["engine"], row["h"]) for row in result["rows"]] == [(BASELINE_EAGER, 16), (BASELINE_EAGER, 12)]
+    assert [s["engine"] for s in result["skipped"]] == ["flaky", "flaky"]
+    assert "illegal memory access" in result["skipped"][0]["reason"]
+
+
 # ------------------------------------------------------------------------------------------ CUDA only
 
 @CUDA

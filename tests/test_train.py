@@ -159,6 +159,21 @@ def test_superres_pixel_and_feat_train(dataset, lossnet_weights, tmp_path):
     assert feat.entry["recipe"]["feature_taps"] == ["fire2"]
 
 
+def test_the_model_is_on_disk_before_the_quality_step(style_image, dataset, lossnet_weights, tmp_path,
+                                                     monkeypatch):
+    import livestyle.train as train
+
+    def fails(*args, **kwargs):
+        raise RuntimeError("the device call ran out of time")
+
+    monkeypatch.setattr(train, "measure_style_quality", fails)
+    out = tmp_path / "m.safetensors"
+    with pytest.raises(RuntimeError, match="out of time"):
+        train_style(tiny_recipe(style_image, dataset, lossnet_weights, iterations=2), out, FAST,
+                    quality_images=[str(style_image)])
+    assert load_model_file(out)[0] is not None and json.loads(out.with_suffix(".json").read_text())["quality"] == {}
+
+
 def test_init_starts_from_a_trained_model_and_is_recorded(style_image, dataset, lossnet_weights, tmp_path):
     torch.set_num_threads(1)
     first = tmp_path / "first.safetensors"

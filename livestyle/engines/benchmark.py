@@ -214,23 +214,34 @@ def benchmark_engines(model: nn.Module | None = None, *, sizes: Sequence[tuple[i
 
     for h, w in sizes:
         x = torch.rand(batch, 3, h, w, generator=torch.Generator().manual_seed(0)).to(dev)
-        runnable = []
+        runnable, failed = [], set()
+
+        def skip(candidate, exc) -> None:  # one engine failing at one size costs only its own row
+            reason = f"{h}x{w}: {type(exc).__name__}: {exc}".splitlines()[0]
+            skipped.append({"engine": candidate.label, "reason": reason})
+            failed.add(candidate.label)
+            say(f"skip {candidate.label} at {h}x{w}: {reason}")
+
         for candidate, run in built:
             try:
                 for _ in range(warmup):
                     run(x)
+                if dev.type == "cuda":
+                    torch.cuda.synchronize(dev)  # inside the try: CUDA reports errors at the next sync
                 runnable.append((candidate, run))
             except (LivestyleError, RuntimeError) as exc:  # e.g. out of memory at this size
-                reason = f"{h}x{w}: {type(exc).__name__}: {exc}".splitlines()[0]
-                skipped.append({"engine": candidate.label, "reason": reason})
-                say(f"skip {candidate.label} at {h}x{w}: {reason}")
-            if dev.type == "cuda":
-                torch.cuda.synchronize(dev)
+                skip(candidate, exc)
         times: dict[str, list[float]] = {c.label: [] for c, _ in runnable}
         order = [c for _ in range(iters) for c in runnable] if interleave else \
             [c for c in runnable for _ in range(iters)]
         for candidate, run in order:
-            times[candidate.label].append(timed(lambda: run(x)))
+            if candidate.label in failed:
+                continue
+            try:
+                times[candidate.label].append(timed(lambda: run(x)))
+            except (LivestyleError, RuntimeError) as exc:
+                skip(candidate, exc)
+        runnable = [(c, run) for c, run in runnable if c.label not in failed]
         for candidate, run in runnable:
             values = times[candidate.label]
             name = candidate.label if candidate.label.startswith("baseline:") else getattr(run, "name", candidate.label)
