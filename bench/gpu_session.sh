@@ -5,7 +5,8 @@
 #   2. the engine latency table of issue 9 (bench/gpu_engines.py: env, checks, style, SR stages).
 # Each part has its own timeout and writes under $OUT as it goes, so a slow part cannot eat the other.
 # At most 8 files, two folders deep, come back from the device: each part is packed into one
-# archive when it ends (train.tgz, engines.tgz), beside status.txt and gpu.txt.
+# archive when it ends (train.tgz, engines.tgz), beside status.txt and gpu.txt. Back here: unpack
+# them, commit engines/engines-*.json|md to bench/results/ and the model with its entry to weights/.
 #
 # Device command (from the repository root; carry bench/carry/caltech101.npz bench/carry/styles
 # bench/carry/content bench/carry/lossnets, made by `python bench/pack_data.py style`):
