@@ -577,10 +577,9 @@ def _load_bank(dataset: str, device: torch.device, *, short_side: int | None, mi
     return bank, {"images": len(decoded), "skipped": decoded.skipped, "enlarged": decoded.enlarged}
 
 
-def check_run_files(output: str | os.PathLike, options: RunOptions, lr: float,
-                    inputs: list[str | os.PathLike | None]) -> Path:
+def check_run_files(output: str | os.PathLike, options: RunOptions, inputs: list[str | os.PathLike | None]) -> Path:
     """Before any work: the model, its entry (OUT.json), the checkpoint and the preview folder can be
-    written and overwrite neither an input nor each other; the learning rate is a number Adam can use."""
+    written and overwrite neither an input nor each other."""
     output = Path(output)
     if output.suffix != ".safetensors":
         raise OutputError(f"{output}: a model file must end in .safetensors (its entry goes beside it as .json)")
@@ -600,9 +599,12 @@ def check_run_files(output: str | os.PathLike, options: RunOptions, lr: float,
             raise OutputError(f"cannot create preview folder {folder}: {exc.strerror}") from exc
         if not os.access(folder, os.W_OK):
             raise OutputError(f"preview folder {folder} is not writable")
+    return output
+
+
+def _check_learning_rate(lr: float) -> None:
     if not (math.isfinite(lr) and lr >= 0):
         raise TrainingError(f"the learning rate must be a finite number ≥ 0, got {lr}")
-    return output
 
 
 def train_style(recipe: StyleRecipe, output: str | os.PathLike, options: RunOptions = RunOptions(), *,
@@ -614,8 +616,9 @@ def train_style(recipe: StyleRecipe, output: str | os.PathLike, options: RunOpti
     """
     from .io.images import read_image
 
-    output = check_run_files(output, options, recipe.lr, [recipe.style_image, recipe.dataset, init,
-                                                          recipe.loss_net_weights, *(quality_images or ())])
+    output = check_run_files(output, options, [recipe.style_image, recipe.dataset, init, recipe.loss_net_weights,
+                                               *(quality_images or ())])
+    _check_learning_rate(recipe.lr)
     if not Path(recipe.style_image).is_file():
         raise InputError(f"style image not found: {recipe.style_image}")
     for path in quality_images or ():  # read now: a bad photo should fail before training, not after
@@ -671,7 +674,8 @@ def train_superres(recipe: SuperResRecipe, output: str | os.PathLike, options: R
     from .evaluate import dataset_images
 
     recipe = recipe.resolved()
-    output = check_run_files(output, options, recipe.lr, [recipe.dataset, init, recipe.loss_net_weights])
+    output = check_run_files(output, options, [recipe.dataset, init, recipe.loss_net_weights])
+    _check_learning_rate(recipe.lr)
     for folder in (quality_sets or {}).values():  # checked now: a bad folder should fail before training
         dataset_images(folder)
     device = resolve_device(options.device)
