@@ -38,6 +38,9 @@ from livestyle.export import INPUT_NAME, cached_onnx  # noqa: E402
 from livestyle.io.images import read_image  # noqa: E402
 from livestyle.objective import build_objective, image_to_batch, resize_long_side  # noqa: E402
 
+sys.path.insert(0, str(ROOT / "bench"))
+from cpu_realtime import mean_losses  # noqa: E402
+
 
 def quantize_int8(fp32_onnx: Path, out: Path, photos: list[Path], long_side: int) -> Path:
     """Static INT8 QDQ copy of ``fp32_onnx`` at ``out``, activation ranges from ``photos``."""
@@ -102,12 +105,7 @@ def main() -> None:
             style = image_to_batch(read_image(args.shared / "styles" / entry.recipe["style_image"]["file"]).rgb)
             objective = build_objective(objective_config_from_recipe(entry.recipe), style, weights=weights)
             for engine_name, engine in engines.items():
-                losses = []
-                for path in contents:
-                    content = resize_long_side(image_to_batch(read_image(path).rgb), args.size)
-                    with torch.no_grad():
-                        losses.append(objective(engine(content).float().clamp(0, 1), content).as_floats())
-                mean = {term: statistics.fmean(loss[term] for loss in losses) for term in losses[0]}
+                mean = mean_losses(engine, objective, contents, args.size)
                 rows.append({"model": name, "engine": engine_name, "h": 480, "w": 640,
                              "ms_median": statistics.median(times[engine_name]),
                              "ms_p90": p90(times[engine_name]), "loss": mean})
@@ -125,7 +123,8 @@ def markdown(result: dict) -> str:
     lines = ["# CPU style models: static INT8 (ONNX Runtime QDQ) against FP32 and BF16", "",
              f"{result['device']}, torch {result['torch']}, onnxruntime {result['onnxruntime']}, "
              f"{result['threads']} threads, load average after {result['load_after'][0]:.1f}. {result['note']}", "",
-             "INT8: QDQ around every convolution (instance norms, pads and shuffles stay FP32), weights INT8 per output channel, activations UINT8 with MinMax ranges from "
+             "INT8: QDQ around every convolution (instance norms, pads and shuffles stay FP32), weights INT8 per "
+             "output channel, activations UINT8 with MinMax ranges from "
              f"{result['calibration_photos']} training photos (Caltech-101 subset) at {result['loss_long_side']} px. "
              "Latency: 480×640 input, batch 1, model only, median of interleaved rounds. Loss: the model's recipe "
              f"objective, mean over {', '.join(result['contents'])} at {result['loss_long_side']} on the long side; "

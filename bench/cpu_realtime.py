@@ -43,6 +43,16 @@ def engines_for(model: torch.nn.Module) -> dict:
     return engines
 
 
+def mean_losses(engine, objective, contents: list[Path], long_side: int) -> dict[str, float]:
+    """The objective's terms for ``engine``'s output on each content photo (at ``long_side``), averaged."""
+    losses = []
+    for path in contents:
+        content = resize_long_side(image_to_batch(read_image(path).rgb), long_side)
+        with torch.no_grad():
+            losses.append(objective(engine(content).float().clamp(0, 1), content).as_floats())
+    return {term: statistics.fmean(loss[term] for loss in losses) for term in losses[0]}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--shared", type=Path, default=ROOT.parent / "shared" / "data")
@@ -73,12 +83,7 @@ def main() -> None:
         style = image_to_batch(read_image(args.shared / "styles" / entry.recipe["style_image"]["file"]).rgb)
         objective = build_objective(objective_config_from_recipe(entry.recipe), style, weights=weights)
         for engine_name, engine in engines.items():
-            losses = []
-            for path in contents:
-                content = resize_long_side(image_to_batch(read_image(path).rgb), args.size)
-                with torch.no_grad():
-                    losses.append(objective(engine(content).clamp(0, 1), content).as_floats())
-            mean = {term: statistics.fmean(loss[term] for loss in losses) for term in losses[0]}
+            mean = mean_losses(engine, objective, contents, args.size)
             rows.append({"model": name, "arch": entry.arch, "engine": engine.name, "h": 480, "w": 640,
                          "ms_median": statistics.median(times[engine_name]),
                          "ms_p90": p90(times[engine_name]), "loss": mean})
