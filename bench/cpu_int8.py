@@ -15,10 +15,8 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-import statistics
 import sys
 import tempfile
-from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -30,16 +28,15 @@ sys.path.insert(0, str(ROOT))
 from livestyle._files import write_json_and_markdown  # noqa: E402
 from livestyle.catalog import Catalog  # noqa: E402
 from livestyle.engines import TorchEngine  # noqa: E402
-from livestyle.engines.benchmark import cpu_model, interleaved_times, p90  # noqa: E402
+from livestyle.engines.benchmark import cpu_model  # noqa: E402
 from livestyle.engines.onnx_engine import OnnxRuntimeEngine  # noqa: E402
 from livestyle.engines.torch_engine import cpu_has_native_bf16  # noqa: E402
-from livestyle.evaluate import objective_config_from_recipe  # noqa: E402
 from livestyle.export import INPUT_NAME, cached_onnx  # noqa: E402
 from livestyle.io.images import read_image  # noqa: E402
-from livestyle.objective import build_objective, image_to_batch, resize_long_side  # noqa: E402
+from livestyle.objective import image_to_batch, resize_long_side  # noqa: E402
 
 sys.path.insert(0, str(ROOT / "bench"))
-from cpu_realtime import mean_losses  # noqa: E402
+from cpu_realtime import METHOD_NOTE, change_from_first, measure_model  # noqa: E402
 
 
 def quantize_int8(fp32_onnx: Path, out: Path, photos: list[Path], long_side: int) -> Path:
@@ -93,24 +90,14 @@ def main() -> None:
         for name in names:
             entry = catalog.get(name, "style")
             model = catalog.load(entry)
-            fp32 = OnnxRuntimeEngine(model, device="cpu")
             int8_path = quantize_int8(cached_onnx(model, rewrite=True), Path(scratch) / f"{name}-int8.onnx",
                                       calibration, args.size)
-            int8 = OnnxRuntimeEngine(model, device="cpu", onnx_path=int8_path)
-            engines = {"onnxruntime-fp32": fp32, "onnxruntime-int8": int8}
+            engines = {"onnxruntime-fp32": OnnxRuntimeEngine(model, device="cpu"),
+                       "onnxruntime-int8": OnnxRuntimeEngine(model, device="cpu", onnx_path=int8_path)}
             if cpu_has_native_bf16():
                 engines["torch-bf16"] = TorchEngine(model, device="cpu", precision="bf16")
-            times = interleaved_times({k: partial(e, frame) for k, e in engines.items()}, rounds=args.rounds,
-                                      iters=args.iters)
-            style = image_to_batch(read_image(args.shared / "styles" / entry.recipe["style_image"]["file"]).rgb)
-            objective = build_objective(objective_config_from_recipe(entry.recipe), style, weights=weights)
-            for engine_name, engine in engines.items():
-                mean = mean_losses(engine, objective, contents, args.size)
-                rows.append({"model": name, "engine": engine_name, "h": 480, "w": 640,
-                             "ms_median": statistics.median(times[engine_name]),
-                             "ms_p90": p90(times[engine_name]), "loss": mean})
-                print(f"{name:18s} {engine_name:18s} {rows[-1]['ms_median']:7.1f} ms  total {mean['total']:.5g}",
-                      flush=True)
+            rows += measure_model(name, entry, engines, frame=frame, contents=contents, shared=args.shared,
+                                  weights=weights, long_side=args.size, rounds=args.rounds, iters=args.iters)
     result = {"device": f"CPU: {cpu_model()}, {os.cpu_count()} cores", "torch": torch.__version__,
               "onnxruntime": __import__("onnxruntime").__version__, "threads": torch.get_num_threads(),
               "load_after": os.getloadavg(), "note": args.note, "calibration_photos": len(calibration),
@@ -124,19 +111,14 @@ def markdown(result: dict) -> str:
              f"{result['device']}, torch {result['torch']}, onnxruntime {result['onnxruntime']}, "
              f"{result['threads']} threads, load average after {result['load_after'][0]:.1f}. {result['note']}", "",
              "INT8: QDQ around every convolution (instance norms, pads and shuffles stay FP32), weights INT8 per "
-             "output channel, activations UINT8 with MinMax ranges from "
-             f"{result['calibration_photos']} training photos (Caltech-101 subset) at {result['loss_long_side']} px. "
-             "Latency: 480×640 input, batch 1, model only, median of interleaved rounds. Loss: the model's recipe "
-             f"objective, mean over {', '.join(result['contents'])} at {result['loss_long_side']} on the long side; "
-             "'vs FP32' compares with the same model's ONNX Runtime FP32 output.", "",
+             f"output channel, activations UINT8 with MinMax ranges from {result['calibration_photos']} training "
+             f"photos (Caltech-101 subset) at {result['loss_long_side']} px. "
+             + METHOD_NOTE.format(contents=", ".join(result["contents"]), long_side=result["loss_long_side"]), "",
              "| model | engine | median ms | p90 ms | fps | total loss | vs FP32 |",
              "|---|---|---|---|---|---|---|"]
-    reference = {}
-    for row in result["rows"]:
-        reference.setdefault(row["model"], row["loss"]["total"])
+    for row, change in zip(result["rows"], change_from_first(result["rows"])):
         lines.append(f"| {row['model']} | {row['engine']} | {row['ms_median']:.1f} | {row['ms_p90']:.1f} | "
-                     f"{1000 / row['ms_median']:.1f} | {row['loss']['total']:.5g} | "
-                     f"{row['loss']['total'] / reference[row['model']] - 1:+.2%} |")
+                     f"{1000 / row['ms_median']:.1f} | {row['loss']['total']:.5g} | {change:+.2%} |")
     return "\n".join(lines) + "\n"
 
 

@@ -35,12 +35,39 @@ from livestyle.objective import build_objective, image_to_batch, resize_long_sid
 
 
 def engines_for(model: torch.nn.Module) -> dict:
-    engines = {"onnxruntime-fp32": OnnxRuntimeEngine(model, device="cpu"),
-               "torch-fp32": TorchEngine(model, device="cpu")}
+    """The CPU engines, by the name each reports."""
+    engines = [OnnxRuntimeEngine(model, device="cpu"), TorchEngine(model, device="cpu")]
     if cpu_has_native_bf16():
-        engines["torch-bf16"] = TorchEngine(model, device="cpu", precision="bf16")
-        engines["torch-bf16-nhwc"] = TorchEngine(model, device="cpu", precision="bf16", channels_last=True)
-    return engines
+        engines += [TorchEngine(model, device="cpu", precision="bf16"),
+                    TorchEngine(model, device="cpu", precision="bf16", channels_last=True)]
+    return {engine.name: engine for engine in engines}
+
+
+def measure_model(name: str, entry, engines: dict, *, frame: torch.Tensor, contents: list[Path], shared: Path,
+                  weights: str, long_side: int, rounds: int, iters: int) -> list[dict]:
+    """One row per engine (label → engine): latency on ``frame`` in interleaved rounds, so every engine
+    sees the same machine load, and the model's recipe objective on ``contents``, averaged."""
+    times = interleaved_times({k: partial(e, frame) for k, e in engines.items()}, rounds=rounds, iters=iters)
+    style = image_to_batch(read_image(shared / "styles" / entry.recipe["style_image"]["file"]).rgb)
+    objective = build_objective(objective_config_from_recipe(entry.recipe), style, weights=weights)
+    rows = []
+    for label, engine in engines.items():
+        mean = mean_losses(engine, objective, contents, long_side)
+        rows.append({"model": name, "arch": entry.arch, "engine": label, "h": frame.shape[-2], "w": frame.shape[-1],
+                     "ms_median": statistics.median(times[label]), "ms_p90": p90(times[label]), "loss": mean})
+        print(f"{name:18s} {label:28s} {rows[-1]['ms_median']:7.1f} ms  total {mean['total']:.5g}", flush=True)
+    return rows
+
+
+def change_from_first(rows: list[dict]) -> list[float]:
+    """Each row's total loss relative to the first row of its model (the FP32 reference)."""
+    reference: dict[str, float] = {}
+    return [row["loss"]["total"] / reference.setdefault(row["model"], row["loss"]["total"]) - 1 for row in rows]
+
+
+METHOD_NOTE = ("Latency: 480×640 input, batch 1, model only, median of interleaved rounds. Loss: the model's recipe "
+               "objective, mean over {contents} at {long_side} on the long side; 'vs FP32' compares with the same "
+               "model's ONNX Runtime FP32 output.")
 
 
 def mean_losses(engine, objective, contents: list[Path], long_side: int) -> dict[str, float]:
@@ -76,19 +103,9 @@ def main() -> None:
     rows = []
     for name in names:
         entry = catalog.get(name, "style")
-        model = catalog.load(entry)
-        engines = engines_for(model)
-        times = interleaved_times({k: partial(e, frame) for k, e in engines.items()}, rounds=args.rounds,
-                                  iters=args.iters)
-        style = image_to_batch(read_image(args.shared / "styles" / entry.recipe["style_image"]["file"]).rgb)
-        objective = build_objective(objective_config_from_recipe(entry.recipe), style, weights=weights)
-        for engine_name, engine in engines.items():
-            mean = mean_losses(engine, objective, contents, args.size)
-            rows.append({"model": name, "arch": entry.arch, "engine": engine.name, "h": 480, "w": 640,
-                         "ms_median": statistics.median(times[engine_name]),
-                         "ms_p90": p90(times[engine_name]), "loss": mean})
-            print(f"{name:18s} {engine.name:28s} {rows[-1]['ms_median']:7.1f} ms  total {mean['total']:.5g}",
-                  flush=True)
+        rows += measure_model(name, entry, engines_for(catalog.load(entry)), frame=frame, contents=contents,
+                              shared=args.shared, weights=weights, long_side=args.size, rounds=args.rounds,
+                              iters=args.iters)
     result = {"device": f"CPU: {cpu_model()}, {os.cpu_count()} cores", "torch": torch.__version__,
               "threads": torch.get_num_threads(), "load_after": os.getloadavg(), "note": args.note,
               "contents": [p.name for p in contents], "loss_long_side": args.size, "rows": rows}
@@ -99,17 +116,12 @@ def main() -> None:
 def markdown(result: dict) -> str:
     lines = ["# CPU real-time style models: speed and loss per engine", "",
              f"{result['device']}, torch {result['torch']}, {result['threads']} threads. {result['note']}", "",
-             "Latency: 480×640 input, batch 1, model only, median of interleaved rounds. Loss: the model's recipe "
-             f"objective, mean over {', '.join(result['contents'])} at {result['loss_long_side']} on the long side; "
-             "'vs FP32' compares with the same model's ONNX Runtime FP32 output.", "",
+             METHOD_NOTE.format(contents=", ".join(result["contents"]), long_side=result["loss_long_side"]), "",
              "| model | architecture | engine | median ms | fps | total loss | vs FP32 |",
              "|---|---|---|---|---|---|---|"]
-    reference = {}
-    for row in result["rows"]:
-        reference.setdefault(row["model"], row["loss"]["total"])
+    for row, change in zip(result["rows"], change_from_first(result["rows"])):
         lines.append(f"| {row['model']} | {architecture(row['arch'])} | {row['engine']} | {row['ms_median']:.1f} | "
-                     f"{1000 / row['ms_median']:.1f} | {row['loss']['total']:.5g} | "
-                     f"{row['loss']['total'] / reference[row['model']] - 1:+.2%} |")
+                     f"{1000 / row['ms_median']:.1f} | {row['loss']['total']:.5g} | {change:+.2%} |")
     return "\n".join(lines) + "\n"
 
 
