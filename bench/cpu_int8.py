@@ -12,7 +12,6 @@ Writes ``cpu-int8.json`` and ``.md`` under ``--out``.
 """
 from __future__ import annotations
 
-import argparse
 import contextlib
 import os
 import sys
@@ -26,7 +25,6 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from livestyle._files import write_json_and_markdown  # noqa: E402
-from livestyle.catalog import Catalog  # noqa: E402
 from livestyle.engines import TorchEngine  # noqa: E402
 from livestyle.engines.benchmark import cpu_model  # noqa: E402
 from livestyle.engines.onnx_engine import OnnxRuntimeEngine  # noqa: E402
@@ -36,7 +34,8 @@ from livestyle.io.images import read_image  # noqa: E402
 from livestyle.objective import image_to_batch, resize_long_side  # noqa: E402
 
 sys.path.insert(0, str(ROOT / "bench"))
-from cpu_realtime import METHOD_NOTE, change_from_first, measure_model  # noqa: E402
+from cpu_realtime import (METHOD_NOTE, change_from_first, common_arguments, measure_model,  # noqa: E402
+                          models_and_photos)
 
 
 def quantize_int8(fp32_onnx: Path, out: Path, photos: list[Path], long_side: int) -> Path:
@@ -63,27 +62,13 @@ def quantize_int8(fp32_onnx: Path, out: Path, photos: list[Path], long_side: int
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--shared", type=Path, default=ROOT.parent / "shared" / "data")
-    parser.add_argument("--weights", type=Path, default=ROOT / "weights", help="catalog folder")
-    parser.add_argument("--names", default=None, help="Comma-separated catalog styles (default: small variants).")
+    parser = common_arguments(__doc__, "cpu-int8")
     parser.add_argument("--calibration", type=int, default=32, help="training photos for the activation ranges")
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--iters", type=int, default=8)
-    parser.add_argument("--size", type=int, default=640, help="long side of the photos for the losses")
-    parser.add_argument("--note", default="", help="machine conditions, written into the report")
-    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "cpu-int8")
     args = parser.parse_args()
-
     torch.manual_seed(0)
-    catalog = Catalog(args.weights)
-    names = args.names.split(",") if args.names else [e.name for e in catalog.entries.values()
-                                                      if e.task == "style" and e.variant == "small"]
-    contents = sorted((args.shared / "content").glob("*.jpg"))
+    catalog, names, contents, weights = models_and_photos(args)
     train_photos = sorted((args.shared / "train" / "caltech101_subset").rglob("*.jpg"))
     calibration = [train_photos[i] for i in np.linspace(0, len(train_photos) - 1, args.calibration).astype(int)]
-    weights = os.environ.get("LIVESTYLE_LOSSNET_WEIGHTS",
-                             str(args.shared / "lossnets" / "squeezenet1_1_imagenet.safetensors"))
     frame = torch.rand(1, 3, 480, 640)
     rows = []
     with tempfile.TemporaryDirectory() as scratch:

@@ -80,25 +80,35 @@ def mean_losses(engine, objective, contents: list[Path], long_side: int) -> dict
     return {term: statistics.fmean(loss[term] for loss in losses) for term in losses[0]}
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def common_arguments(doc: str, out: str) -> argparse.ArgumentParser:
+    """The options this script shares with cpu_int8.py; ``out``: the default folder under bench/results."""
+    parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
     parser.add_argument("--shared", type=Path, default=ROOT.parent / "shared" / "data")
     parser.add_argument("--weights", type=Path, default=ROOT / "weights", help="catalog folder")
     parser.add_argument("--names", default=None, help="Comma-separated catalog styles (default: small variants).")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--iters", type=int, default=8)
-    parser.add_argument("--size", type=int, default=640, help="long side of the content photos for the losses")
+    parser.add_argument("--size", type=int, default=640, help="long side the photos are scored (and INT8-calibrated) at")
     parser.add_argument("--note", default="", help="machine conditions, written into the report")
-    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "cpu-realtime")
-    args = parser.parse_args()
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / out)
+    return parser
 
-    torch.manual_seed(0)
+
+def models_and_photos(args) -> tuple[Catalog, list[str], list[Path], str]:
+    """(catalog, style names to measure, content photos, loss-network weights file) for ``args``."""
     catalog = Catalog(args.weights)
     names = args.names.split(",") if args.names else [e.name for e in catalog.entries.values()
                                                       if e.task == "style" and e.variant == "small"]
     contents = sorted((args.shared / "content").glob("*.jpg"))
     weights = os.environ.get("LIVESTYLE_LOSSNET_WEIGHTS",
                              str(args.shared / "lossnets" / "squeezenet1_1_imagenet.safetensors"))
+    return catalog, names, contents, weights
+
+
+def main() -> None:
+    args = common_arguments(__doc__, "cpu-realtime").parse_args()
+    torch.manual_seed(0)
+    catalog, names, contents, weights = models_and_photos(args)
     frame = torch.rand(1, 3, 480, 640)
     rows = []
     for name in names:
