@@ -88,7 +88,8 @@ def common_arguments(doc: str, out: str) -> argparse.ArgumentParser:
     parser.add_argument("--names", default=None, help="Comma-separated catalog styles (default: small variants).")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--iters", type=int, default=8)
-    parser.add_argument("--size", type=int, default=640, help="long side the photos are scored (and INT8-calibrated) at")
+    parser.add_argument("--size", type=int, default=640,
+                        help="long side the photos are scored (and INT8-calibrated) at")
     parser.add_argument("--note", default="", help="machine conditions, written into the report")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / out)
     return parser
