@@ -121,11 +121,15 @@ class Catalog:
                 names.append(chosen)
         return names
 
-    def superres(self, scale: int) -> ModelEntry:
-        """The catalog's full SR model for ``scale``."""
-        for entry in self.entries.values():
-            if entry.task == "superres" and entry.arch.get("scale") == scale and entry.variant == "full":
-                return entry
+    def superres(self, scale: int | str) -> ModelEntry:
+        """An SR model: by catalog name (``x4_feat``), or for a scale (4) the ×N default: the entry named
+        ``xN``, else the first full SR model of that scale."""
+        if isinstance(scale, str):
+            return self.get(scale, task="superres")
+        models = [e for e in self.entries.values()
+                  if e.task == "superres" and e.arch.get("scale") == scale and e.variant == "full"]
+        for entry in sorted(models, key=lambda e: e.name != f"x{scale}"):
+            return entry
         raise UnknownModelError(f"no trained ×{scale} super-resolution model is installed (see `livestyle styles`)")
 
     def path(self, entry: ModelEntry) -> Path:
@@ -230,10 +234,12 @@ class ModelChoice:
 
 
 def choose_model(*, style: str | None = None, model_file: str | os.PathLike | None = None,
-                 superres: int | None = None, catalog: Catalog | None = None, variant: str = "full") -> ModelChoice:
-    """Load one of: a catalog style by name, a model file, or the catalog's ×N SR model.
+                 superres: int | str | None = None, catalog: Catalog | None = None,
+                 variant: str = "full") -> ModelChoice:
+    """Load one of: a catalog style by name, a model file, or a catalog SR model (the ×N default for a
+    scale, or one by name: see ``Catalog.superres``).
 
-    A style (by name or file) together with ``superres`` is a chain: stylise, then upscale ×N.
+    A style (by name or file) together with ``superres`` is a chain: stylise, then upscale.
     ``variant``: which model a plain style name means ("full" or "small"; see ``Catalog.get``).
     """
     if style is not None and model_file is not None:
@@ -250,7 +256,8 @@ def choose_model(*, style: str | None = None, model_file: str | os.PathLike | No
         model, name = catalog.load(entry), entry.name
     else:
         entry = catalog.superres(superres)
-        return ModelChoice(catalog.load(entry), entry.name, "superres", superres)
+        model = catalog.load(entry)
+        return ModelChoice(model, entry.name, "superres", model.scale)
     if isinstance(model, SRNet):
         if superres is not None:
             raise UnknownModelError(f"{name} is a super-resolution model; --superres chains after a style model")
@@ -258,4 +265,5 @@ def choose_model(*, style: str | None = None, model_file: str | os.PathLike | No
     if superres is None:
         return ModelChoice(model, name, "style", 1)
     sr_entry = catalog.superres(superres)
-    return ModelChoice(model, f"{name}+{sr_entry.name}", "chain", superres, catalog.load(sr_entry))
+    sr_model = catalog.load(sr_entry)
+    return ModelChoice(model, f"{name}+{sr_entry.name}", "chain", sr_model.scale, sr_model)

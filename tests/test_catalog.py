@@ -32,6 +32,22 @@ def test_load_by_name_and_scale(catalog):
     assert sr.task == "superres" and sr.scale == 4
 
 
+def test_superres_by_name_and_the_scale_default(tmp_path):
+    # two ×4 models: --superres 4 means the one named x4 wherever it sits; another is chosen by name
+    torch.manual_seed(0)
+    models = {name: sr_net(scale=4, width=4, blocks=1) for name in ("x4_feat", "x4")}
+    entries = [{"name": name, "task": "superres", "arch": model.config.to_dict(), "file": f"{name}.safetensors",
+                "sha256": save_model_file(model, tmp_path / f"{name}.safetensors")} for name, model in models.items()]
+    catalog = make_catalog(tmp_path, entries)
+    assert choose_model(superres=4, catalog=catalog).name == "x4"
+    feat = choose_model(superres="x4_feat", catalog=catalog)
+    assert feat.name == "x4_feat" and feat.task == "superres" and feat.scale == 4
+    expected = models["x4_feat"].state_dict()
+    assert all(torch.equal(t, expected[k]) for k, t in feat.model.state_dict().items())
+    with pytest.raises(UnknownModelError, match="unknown model 'x5'; known: x4_feat, x4"):
+        choose_model(superres="x5", catalog=catalog)
+
+
 def test_unknown_style_lists_known(catalog):
     with pytest.raises(UnknownModelError, match="known: mosaic"):
         choose_model(style="starry", catalog=catalog)

@@ -1,4 +1,5 @@
 """Style + super-resolution chains: one engine, stylise at low resolution then upscale."""
+import itertools
 import json
 
 import cv2
@@ -52,6 +53,13 @@ def test_choose_style_and_superres_gives_a_chain(catalog_dir):
     assert (tiled(x) - engine(x)).abs().max().item() <= 1e-5
 
 
+def test_chain_with_an_sr_model_by_name(catalog_dir):
+    choice = choose_model(style="mosaic", superres="sr_x4", catalog=Catalog(catalog_dir))
+    assert choice.task == "chain" and choice.name == "mosaic+sr_x4" and choice.scale == 4
+    with pytest.raises(UnknownModelError, match="unknown model 'mosaic'; known: sr_x4"):
+        choose_model(style="mosaic", superres="mosaic", catalog=Catalog(catalog_dir))  # a style is not an SR model
+
+
 def test_invalid_combinations(catalog_dir, tiny_sr_file, tiny_style_file):
     catalog = Catalog(catalog_dir)
     with pytest.raises(UnknownModelError, match="super-resolution model; --superres chains"):
@@ -66,8 +74,10 @@ def test_cli_image_chain(tmp_path, catalog_dir, tiny_style_file, monkeypatch):
     monkeypatch.setenv("LIVESTYLE_WEIGHTS_DIR", str(catalog_dir))
     photo = tmp_path / "in.png"
     cv2.imwrite(str(photo), np.random.default_rng(0).integers(0, 256, (9, 13, 3), dtype=np.uint8))
-    for args in (["--style", "mosaic"], ["--model", str(tiny_style_file)]):
+    styles = (["--style", "mosaic"], ["--model", str(tiny_style_file)])
+    for args, superres in itertools.product(styles, ("4", "sr_x4")):  # the ×4 default, or the SR model by name
         out = tmp_path / "out.png"
-        result = CliRunner().invoke(main, ["image", str(photo), "-o", str(out), *args, "--superres", "4", "--backend", "torch"])
+        out.unlink(missing_ok=True)
+        result = CliRunner().invoke(main, ["image", str(photo), "-o", str(out), *args, "--superres", superres, "--backend", "torch"])
         assert result.exit_code == 0, result.output
         assert cv2.imread(str(out)).shape == (36, 52, 3) and "→" in result.output

@@ -110,7 +110,7 @@ def test_output_equal_to_input_is_refused(photo, tiny_style_file):
 
 def test_bad_scale(tmp_path, photo):
     result = run("image", photo, "-o", tmp_path / "o.png", "--superres", "3")
-    assert result.exit_code == 2 and "'3' is not one of '4', '8'" in result.output
+    assert result.exit_code == 2 and "'3' is not 4, 8 or the name of a super-resolution model" in result.output
 
 
 def test_two_models_at_once(tmp_path, photo, tiny_style_file):

@@ -43,7 +43,7 @@ class StyleCycle:
         return self.name
 
 
-def style_choices(chosen: str, model_file: str | None, superres: int | None, task: str,
+def style_choices(chosen: str, model_file: str | None, superres: int | str | None, task: str,
                   variant: str = "full") -> tuple[list[dict], int]:
     """The switchable models and the index of ``chosen`` (the catalog name of the style running).
 
@@ -100,9 +100,8 @@ def command(source, style, model_file, superres, variant, device, fp16, backend,
         for cam in cameras:
             click.echo(f"{cam.index}: {cam.name} ({cam.width}×{cam.height}, {cam.fps:g} fps)")
         return
-    superres_scale = int(superres) if superres else None
     variant = style_variant(variant, device)
-    choice = choose_model(style=style, model_file=model_file, superres=superres_scale, variant=variant)
+    choice = choose_model(style=style, model_file=model_file, superres=superres, variant=variant)
 
     def make_engine(c):
         return build_engine(c, backend=backend, device=device, fp16=fp16, tile=tile,
@@ -110,7 +109,7 @@ def command(source, style, model_file, superres, variant, device, fp16, backend,
 
     hooks, effects = frame_hooks(strength=strength, preserve_colors=preserve_colors, stabilize=stabilize, live=True)
     infer = InferStage(make_engine(choice), postprocess=hooks)
-    choices, index = style_choices(choice.name, model_file, superres_scale, choice.task, variant)
+    choices, index = style_choices(choice.name, model_file, superres, choice.task, variant)
     styles = StyleCycle(choices, index, make_engine, infer.set_engine, name=choice.name,
                         on_switch=[lambda old, new: effects.switch_style()])
     window = None

@@ -9,7 +9,7 @@ from ..catalog import Catalog, choose_model
 from .options import model_options
 
 
-def model_files_read(style: str | None, model_file: str | None, superres: str | None, variant: str) -> list[Path]:
+def model_files_read(style: str | None, model_file: str | None, superres: int | str | None, variant: str) -> list[Path]:
     """The model files an export reads (the --model file, the catalog's files), which -o must not overwrite."""
     files = [Path(model_file)] if model_file else []
     if style or superres:
@@ -17,7 +17,7 @@ def model_files_read(style: str | None, model_file: str | None, superres: str | 
         if style:
             files.append(catalog.path(catalog.get(style, task="style", variant=variant)))
         if superres:
-            files.append(catalog.path(catalog.superres(int(superres))))
+            files.append(catalog.path(catalog.superres(superres)))
     return files
 
 
@@ -50,7 +50,7 @@ def command(style, model_file, superres, variant, fmt, fp16, rewrite, min_shape,
     if fmt == "onnx" and any((min_shape, opt_shape, max_shape)):
         raise click.UsageError("--min/--opt/--max are TensorRT profile options; add --format tensorrt")
     variant = "small" if variant == "small" else "full"
-    choice = choose_model(style=style, model_file=model_file, superres=int(superres) if superres else None,
+    choice = choose_model(style=style, model_file=model_file, superres=superres,
                           variant=variant)
     if output is not None:
         check_output_path(output, *model_files_read(style, model_file, superres, variant))

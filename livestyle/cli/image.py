@@ -70,7 +70,7 @@ def command(input_path, output, style, model_file, superres, variant, device, fp
     if optimize["style_image"]:
         raise click.UsageError("--style-image needs --optimize (a model's style is fixed when it is trained)")
     image = read_image(input_path)
-    choice = choose_model(style=style, model_file=model_file, superres=int(superres) if superres else None,
+    choice = choose_model(style=style, model_file=model_file, superres=superres,
                           variant=style_variant(variant, device))
     engine = build_engine(choice, backend=backend, device=device, fp16=fp16, tile=tile,
                           infer_scale=infer_scale, upsample=upsample)

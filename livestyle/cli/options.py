@@ -6,13 +6,28 @@ import click
 from ..engines import BACKENDS
 
 
+class SuperResChoice(click.ParamType):
+    """--superres: a scale (4 or 8: the catalog's default model for it) or an SR model's catalog name.
+    Scales become ints; names stay strings and are checked against the catalog when it loads."""
+
+    name = "4|8|NAME"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, int) or value in ("4", "8"):
+            return int(value)
+        if not value or value.isdigit():
+            self.fail(f"{value!r} is not 4, 8 or the name of a super-resolution model", param, ctx)
+        return value
+
+
 def model_options(f):
     """--style NAME | --model FILE | --superres 4|8 (exactly one, checked by the library), --variant."""
     f = click.option("--variant", type=click.Choice(["auto", "full", "small"]), default="auto", show_default=True,
                      help="Which model a plain style name means: its full model or its small real-time variant "
                           "(<style>_small); auto: small where the network runs on the CPU, else full.")(f)
-    f = click.option("--superres", type=click.Choice(["4", "8"]), default=None,
-                     help="Upscale with the catalog's ×4 or ×8 super-resolution model.")(f)
+    f = click.option("--superres", type=SuperResChoice(), default=None,
+                     help="Upscale with the catalog's ×4 or ×8 super-resolution model, or name one "
+                          "(e.g. x4_feat; see `livestyle styles`).")(f)
     f = click.option("--model", "model_file", type=click.Path(dir_okay=False), default=None,
                      help="A livestyle safetensors model file.")(f)
     f = click.option("--style", default=None, help="A style from the catalog (see `livestyle styles`).")(f)

@@ -74,7 +74,7 @@ def command(input_path, output, style, model_file, superres, variant, device, fp
     elif Path(input_path).exists() and Path(output).resolve() == Path(input_path).resolve():
         raise InputError("the output folder is the input; choose another name (inputs are never overwritten)")
     resize = inference_size(size, scale)
-    choice = choose_model(style=style, model_file=model_file, superres=int(superres) if superres else None,
+    choice = choose_model(style=style, model_file=model_file, superres=superres,
                           variant=style_variant(variant, device))
     engine = build_engine(choice, backend=backend, device=device, fp16=fp16, tile=tile,
                           infer_scale=infer_scale, upsample=upsample)
