@@ -4,9 +4,11 @@
 
 - ``styles.jpg``: content/chicago.jpg, then ``livestyle image chicago.jpg --style NAME`` for every
   style in the catalog, labelled with the model name.
-- ``superres-xN.jpg`` for each ×N SR model in the catalog: crops of Set5/Set14 images; each row is
-  the LR input (nearest-neighbour, to show its pixels), bicubic, ``livestyle image LR --superres N``
-  and the original, with PSNR (Y, border N) written on the crop.
+- ``superres-xN.jpg`` for each scale N with SR models in the catalog: crops of Set5/Set14 images;
+  each row is the LR input (nearest-neighbour, to show its pixels), bicubic, ``livestyle image LR
+  --superres NAME`` for every ×N model (the default ``xN`` first) and the original, with PSNR (Y,
+  border N) written on the crop. ``--sr-model LABEL=FILE`` (repeatable) makes only this sheet, for
+  the given model files.
 
 The single outputs stay beside the sheets (``styles/``, ``superres/``) so each picture can be
 checked against the command that made it.
@@ -14,6 +16,7 @@ checked against the command that made it.
 from __future__ import annotations
 
 import argparse
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -74,9 +77,11 @@ def style_sheet(shared: Path, out: Path, catalog: Catalog) -> Path:
     return path
 
 
-def superres_sheet(shared: Path, out: Path, scale: int) -> Path:
+def superres_sheet(shared: Path, out: Path, scale: int, models: list[tuple[str, list[str]]]) -> Path:
+    """The SR crops sheet; ``models``: (label, the livestyle options that choose the model) per column."""
     folder = out / "superres"
     folder.mkdir(parents=True, exist_ok=True)
+    as_float = lambda a: a.astype(np.float32) / 255  # noqa: E731
     tiles = []
     for dataset, stem, (x, y, size) in SR_CROPS:
         hr = cv2.imread(str(shared / "sr" / dataset / f"{stem}.png"))[y:y + size, x:x + size]
@@ -84,20 +89,20 @@ def superres_sheet(shared: Path, out: Path, scale: int) -> Path:
         lr = make_lr(rgb.astype(np.float32) / 255, scale)
         lr_path = folder / f"{stem}_x{scale}_lr.png"
         cv2.imwrite(str(lr_path), cv2.cvtColor(lr, cv2.COLOR_RGB2BGR))
-        sr_path = folder / f"{stem}_x{scale}_livestyle.png"
-        sr_path.unlink(missing_ok=True)
-        livestyle("image", str(lr_path), "--superres", str(scale), "-o", str(sr_path))
-        sr = cv2.cvtColor(cv2.imread(str(sr_path)), cv2.COLOR_BGR2RGB)
         bicubic = quantize(bicubic_upscaler(scale)(lr))  # the baseline `livestyle eval superres` scores
-        as_float = lambda a: a.astype(np.float32) / 255  # noqa: E731
         nearest = cv2.resize(lr, (size, size), interpolation=cv2.INTER_NEAREST)
         row = [(nearest, f"LR {size // scale}x{size // scale}"),
-               (bicubic, f"bicubic {psnr_y(as_float(bicubic), as_float(rgb), crop=scale):.2f} dB"),
-               (sr, f"livestyle x{scale} {psnr_y(as_float(sr), as_float(rgb), crop=scale):.2f} dB"),
-               (rgb, f"{stem} original")]
+               (bicubic, f"bicubic {psnr_y(as_float(bicubic), as_float(rgb), crop=scale):.2f} dB")]
+        for name, options in models:
+            sr_path = folder / f"{stem}_{re.sub(r'[^A-Za-z0-9_.-]+', '_', name)}_livestyle.png"
+            sr_path.unlink(missing_ok=True)
+            livestyle("image", str(lr_path), *options, "-o", str(sr_path))
+            sr = cv2.cvtColor(cv2.imread(str(sr_path)), cv2.COLOR_BGR2RGB)
+            row.append((sr, f"{name} {psnr_y(as_float(sr), as_float(rgb), crop=scale):.2f} dB"))
+        row.append((rgb, f"{stem} original"))
         tiles += [label(cv2.cvtColor(t, cv2.COLOR_RGB2BGR), text) for t, text in row]
     path = out / f"superres-x{scale}.jpg"
-    cv2.imwrite(str(path), grid(tiles, 4), [cv2.IMWRITE_JPEG_QUALITY, 92])
+    cv2.imwrite(str(path), grid(tiles, len(models) + 3), [cv2.IMWRITE_JPEG_QUALITY, 92])
     return path
 
 
@@ -105,12 +110,22 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--shared", type=Path, default=ROOT.parent / "shared" / "data")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "gallery")
+    parser.add_argument("--sr-model", action="append", metavar="LABEL=FILE", default=[],
+                        help="Only an SR sheet comparing these model files (repeatable), at --scale.")
+    parser.add_argument("--scale", type=int, choices=(4, 8), default=4)
     args = parser.parse_args()
+    if args.sr_model:
+        pairs = [spec.partition("=")[::2] for spec in args.sr_model]
+        print("wrote", superres_sheet(args.shared, args.out, args.scale, [(lbl, ["--model", str(Path(f).resolve())]) for lbl, f in pairs]))
+        return
     catalog = Catalog()
     written = [style_sheet(args.shared, args.out, catalog)]
     for scale in (4, 8):
-        if any(catalog.get(n).arch.get("scale") == scale for n in catalog.names("superres")):
-            written.append(superres_sheet(args.shared, args.out, scale))
+        models = sorted((n for n in catalog.names("superres") if catalog.get(n).arch.get("scale") == scale),
+                        key=lambda n: n != catalog.superres(scale).name)  # the --superres N default first
+        if models:
+            written.append(superres_sheet(args.shared, args.out, scale,
+                                          [(f"livestyle {n}", ["--superres", n]) for n in models]))
         else:
             print(f"no ×{scale} SR model in the catalog: no superres-x{scale}.jpg", file=sys.stderr)
     print("wrote " + ", ".join(str(p) for p in written))

@@ -49,9 +49,10 @@ STYLE_TRAINING_WEIGHTS: dict[str, dict] = {
     "squeezenet1_1": {"content_weight": 1.0, "style_weight": 5e-4, "tv_weight": 1e4,
                       "style_tap_weights": {"conv1": 20.0, "fire2": 1.5, "fire3": 1.5, "fire4": 1.0, "fire5": 5.0}},
 }
-# The feature loss of SR: paper relu2_2 of VGG-16; for SqueezeNet the first fire module at the
-# same depth of pooling. TV weights are not tuned by measurement (no GPU time yet).
-SR_FEATURE_TAPS = {"vgg16": ("relu2_2",), "squeezenet1_1": ("fire2",)}
+# The feature loss of SR: paper relu2_2 of VGG-16 (stride 2). For SqueezeNet, fire2 (stride 4) alone
+# left a 4-pixel cross-hatch on smooth areas; with conv1 (stride 2) as well it was fainter and Set5
+# scored higher (bench/results/sr-feat/findings.md). TV weights are not tuned by measurement.
+SR_FEATURE_TAPS = {"vgg16": ("relu2_2",), "squeezenet1_1": ("conv1", "fire2")}
 SR_TV_WEIGHT = {"pixel": 0.0, "feat": 1e3}
 
 # Credit and licence of the paper's style images and of the training sets here (../shared/data/MANIFEST.md).

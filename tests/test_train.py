@@ -156,7 +156,7 @@ def test_superres_pixel_and_feat_train(dataset, lossnet_weights, tmp_path):
     feat = train_superres(SuperResRecipe(iterations=2, loss="feat", **{**common, "scale": 8, "patch_size": 40}),
                           tmp_path / "x8.safetensors", FAST)
     assert set(feat.final_losses) == {"total", "feat", "tv"}
-    assert feat.entry["recipe"]["feature_taps"] == ["fire2"]
+    assert feat.entry["recipe"]["feature_taps"] == ["conv1", "fire2"]
 
 
 def test_the_model_is_on_disk_before_the_quality_step(style_image, dataset, lossnet_weights, tmp_path,

@@ -196,7 +196,7 @@ def style_command(style_image, dataset, output, batch_size, lr, data_limit, seed
 @click.option("--loss", type=click.Choice(["pixel", "feat"]), default="pixel", show_default=True)
 @run_options
 @loss_net_options
-@click.option("--feature-taps", default=None, help="Taps of the feature loss (default: fire2 / relu2_2).")
+@click.option("--feature-taps", default=None, help="Taps of the feature loss (default: conv1,fire2 / relu2_2).")
 @click.option("--tv-weight", type=float, default=None, help="Total-variation weight (default 0 pixel, 1e3 feat).")
 @click.option("--patch-size", type=click.IntRange(min=16), default=288, show_default=True)
 @click.option("--iterations", type=click.IntRange(min=1), default=200_000, show_default=True)
