@@ -78,7 +78,8 @@ def style_sheet(shared: Path, out: Path, catalog: Catalog) -> Path:
 
 
 def superres_sheet(shared: Path, out: Path, scale: int, models: list[tuple[str, list[str]]]) -> Path:
-    """The SR crops sheet; ``models``: (label, the livestyle options that choose the model) per column."""
+    """The SR crops sheet; ``models``: (label, the livestyle options that choose the model) per column,
+    the label also naming its output files."""
     folder = out / "superres"
     folder.mkdir(parents=True, exist_ok=True)
     as_float = lambda a: a.astype(np.float32) / 255  # noqa: E731
@@ -125,7 +126,7 @@ def main() -> None:
                         key=lambda n: n != catalog.superres(scale).name)  # the --superres N default first
         if models:
             written.append(superres_sheet(args.shared, args.out, scale,
-                                          [(f"livestyle {n}", ["--superres", n]) for n in models]))
+                                          [(n, ["--superres", n]) for n in models]))
         else:
             print(f"no ×{scale} SR model in the catalog: no superres-x{scale}.jpg", file=sys.stderr)
     print("wrote " + ", ".join(str(p) for p in written))
