@@ -117,14 +117,16 @@ def main() -> None:
     args = parser.parse_args()
     if args.sr_model:
         pairs = [spec.partition("=")[::2] for spec in args.sr_model]
-        print("wrote", superres_sheet(args.shared, args.out, args.scale, [(lbl, ["--model", str(Path(f).resolve())]) for lbl, f in pairs]))
+        models = [(label_text, ["--model", str(Path(file).resolve())]) for label_text, file in pairs]
+        print("wrote", superres_sheet(args.shared, args.out, args.scale, models))
         return
     catalog = Catalog()
     written = [style_sheet(args.shared, args.out, catalog)]
     for scale in (4, 8):
-        models = sorted((n for n in catalog.names("superres") if catalog.get(n).arch.get("scale") == scale),
-                        key=lambda n: n != catalog.superres(scale).name)  # the --superres N default first
+        models = [n for n in catalog.names("superres") if catalog.get(n).arch.get("scale") == scale]
         if models:
+            default = catalog.superres(scale).name
+            models.sort(key=lambda n: n != default)  # the --superres N default first
             written.append(superres_sheet(args.shared, args.out, scale,
                                           [(n, ["--superres", n]) for n in models]))
         else:

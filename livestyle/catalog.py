@@ -121,15 +121,16 @@ class Catalog:
                 names.append(chosen)
         return names
 
-    def superres(self, scale: int | str) -> ModelEntry:
+    def superres(self, which: int | str) -> ModelEntry:
         """An SR model: by catalog name (``x4_feat``), or for a scale (4) the ×N default: the entry named
         ``xN``, else the first full SR model of that scale."""
-        if isinstance(scale, str):
-            return self.get(scale, task="superres")
+        if isinstance(which, str):
+            return self.get(which, task="superres")
+        scale = which
         models = [e for e in self.entries.values()
                   if e.task == "superres" and e.arch.get("scale") == scale and e.variant == "full"]
-        for entry in sorted(models, key=lambda e: e.name != f"x{scale}"):
-            return entry
+        if models:
+            return min(models, key=lambda e: e.name != f"x{scale}")  # min keeps the first of equals
         raise UnknownModelError(f"no trained ×{scale} super-resolution model is installed (see `livestyle styles`)")
 
     def path(self, entry: ModelEntry) -> Path:

@@ -21,7 +21,7 @@ class SuperResChoice(click.ParamType):
 
 
 def model_options(f):
-    """--style NAME | --model FILE | --superres 4|8 (exactly one, checked by the library), --variant."""
+    """--style NAME | --model FILE | --superres 4|8|NAME (exactly one, checked by the library), --variant."""
     f = click.option("--variant", type=click.Choice(["auto", "full", "small"]), default="auto", show_default=True,
                      help="Which model a plain style name means: its full model or its small real-time variant "
                           "(<style>_small); auto: small where the network runs on the CPU, else full.")(f)
