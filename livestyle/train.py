@@ -20,7 +20,6 @@ import time
 import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
-from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -647,20 +646,19 @@ def train_style(recipe: StyleRecipe, output: str | os.PathLike, options: RunOpti
                         device=device, options=options, data_info=data_info, on_log=on_log)
     name = name or Path(output).stem
     credit = _style_credit(recipe.style_image)
-    finish = partial(_finish, result, output, name=name, task="style", arch=result.model.config.to_dict(),
-                     variant=variant, recipe=recipe_dict, recipe_extra={
-                         "loss_net": task.config.loss_net,
-                         "loss_net_weights_sha256": task.objective.lossnet.weights_sha256,
-                         "style_image": {"file": Path(recipe.style_image).name,
-                                         "sha256": sha256_of(recipe.style_image), "credit": credit},
-                     }, device=device,
-                     description=f"{credit}: feed-forward style transfer (Johnson et al. 2016)",
-                     credit=f"style: {credit}; training photos: {_dataset_note(recipe.dataset)}",
-                     licence=f"style image: {STYLE_IMAGE_LICENCE}; training data: {_dataset_note(recipe.dataset)}")
-    entry = finish(quality={})  # on disk before the quality step, which can take minutes (Gatys)
-    if quality_images:
-        entry = finish(quality=measure_style_quality(result.model, task.objective, quality_images, device,
-                                                     gatys_iterations))
+    entry = _finish(result, output, name=name, task="style", arch=result.model.config.to_dict(),
+                    variant=variant, recipe=recipe_dict, recipe_extra={
+                        "loss_net": task.config.loss_net,
+                        "loss_net_weights_sha256": task.objective.lossnet.weights_sha256,
+                        "style_image": {"file": Path(recipe.style_image).name,
+                                        "sha256": sha256_of(recipe.style_image), "credit": credit},
+                    }, device=device,
+                    description=f"{credit}: feed-forward style transfer (Johnson et al. 2016)",
+                    credit=f"style: {credit}; training photos: {_dataset_note(recipe.dataset)}",
+                    licence=f"style image: {STYLE_IMAGE_LICENCE}; training data: {_dataset_note(recipe.dataset)}")
+    if quality_images:  # after the model is on disk: this can take minutes (Gatys)
+        entry = _write_entry(output, {**entry, "quality": measure_style_quality(
+            result.model, task.objective, quality_images, device, gatys_iterations)})
     result.entry = entry
     return result
 
@@ -701,15 +699,15 @@ def train_superres(recipe: SuperResRecipe, output: str | os.PathLike, options: R
     extra = {}
     if task.objective is not None:
         extra = {"loss_net": recipe.loss_net, "loss_net_weights_sha256": task.objective.lossnet.weights_sha256}
-    finish = partial(_finish, result, output, name=name or Path(output).stem, task="superres",
-                     arch=result.model.config.to_dict(), variant="full", recipe=recipe_dict, recipe_extra=extra,
-                     device=device,
-                     description=f"×{recipe.scale} super-resolution, {recipe.loss} loss (Johnson et al. 2016)",
-                     credit=f"training photos: {_dataset_note(recipe.dataset)}",
-                     licence=f"training data: {_dataset_note(recipe.dataset)}")
-    entry = finish(quality={})  # on disk before the quality step
-    if quality_sets:
-        entry = finish(quality=measure_superres_quality(result.model, quality_sets, device))
+    entry = _finish(result, output, name=name or Path(output).stem, task="superres",
+                    arch=result.model.config.to_dict(), variant="full", recipe=recipe_dict, recipe_extra=extra,
+                    device=device,
+                    description=f"×{recipe.scale} super-resolution, {recipe.loss} loss (Johnson et al. 2016)",
+                    credit=f"training photos: {_dataset_note(recipe.dataset)}",
+                    licence=f"training data: {_dataset_note(recipe.dataset)}")
+    if quality_sets:  # after the model is on disk
+        entry = _write_entry(output, {**entry, "quality": measure_superres_quality(result.model, quality_sets,
+                                                                                   device)})
     result.entry = entry
     return result
 
@@ -721,9 +719,9 @@ def _device_name(device: torch.device) -> str:
 
 
 def _finish(result: TrainingResult, output: Path, *, name: str, task: str, arch: dict, variant: str, recipe: dict,
-            recipe_extra: dict, quality: dict, device: torch.device, description: str, credit: str,
-            licence: str) -> dict:
-    """Write the model file and its catalog entry (``output`` with suffix .json); return the entry."""
+            recipe_extra: dict, device: torch.device, description: str, credit: str, licence: str) -> dict:
+    """Write the model file and its catalog entry (``output`` with suffix .json, quality not measured yet);
+    return the entry."""
     model = result.model.to(memory_format=torch.contiguous_format)
     with atomic_output(output) as tmp:
         sha = save_model_file(model, tmp, **{"livestyle.name": name})
@@ -737,9 +735,13 @@ def _finish(result: TrainingResult, output: Path, *, name: str, task: str, arch:
     if result.entry:
         recipe.update(result.entry)
     entry = {"name": name, "task": task, "arch": arch, "file": Path(output).name, "sha256": sha, "variant": variant,
-             "description": description, "recipe": recipe, "quality": quality, "credit": credit, "licence": licence}
-    entry_path = Path(output).with_suffix(".json")
-    with atomic_output(entry_path) as tmp:
+             "description": description, "recipe": recipe, "quality": {}, "credit": credit, "licence": licence}
+    return _write_entry(output, entry)
+
+
+def _write_entry(output: Path, entry: dict) -> dict:
+    """Write a model's catalog entry beside it (``output`` with suffix .json); return the entry."""
+    with atomic_output(Path(output).with_suffix(".json")) as tmp:
         tmp.write_text(json.dumps(entry, indent=2, sort_keys=False) + "\n")
     return entry
 
