@@ -48,10 +48,14 @@ def build_engine(choice: ModelChoice, *, backend: str = "auto", device: str | No
         if isinstance(model, OnnxFileNet):
             if tile:
                 raise BackendUnavailableError("--tile needs a PyTorch model; an ONNX file cannot be tiled")
+            if options.get("compile"):
+                raise BackendUnavailableError("--compile needs a PyTorch model; an ONNX file runs in ONNX Runtime")
             return TorchEngine(model, device=torch.device("cpu"))  # onnxruntime runs it on the CPU
         if tile:
             if backend not in ("auto", "torch"):
                 raise BackendUnavailableError(f"--tile runs on the torch backend, not {backend!r}")
+            if options.get("compile"):
+                raise BackendUnavailableError("--tile runs the network eagerly; leave out --compile")
             from .tiling import TiledEngine
 
             return TiledEngine(model, tile=tile, device=device, fp16=fp16)

@@ -12,7 +12,7 @@ from livestyle import load_model_file
 from livestyle.community import (
     CommunityTransformNet, OnnxFileNet, community_kind, community_net_from_onnx, load_community_file,
 )
-from livestyle.errors import WeightsError
+from livestyle.errors import BackendUnavailableError, WeightsError
 
 
 
@@ -276,3 +276,12 @@ def test_onnx_files_cannot_be_tiled(onnx_file):
     assert engine(torch.rand(1, 3, 12, 16)).shape == (1, 3, 12, 16)
     with pytest.raises(BackendUnavailableError, match="cannot be tiled"):
         build_engine(choice, tile=64)
+
+
+def test_onnx_files_cannot_be_compiled(onnx_file):
+    from livestyle.catalog import ModelChoice
+    from livestyle.chain import build_engine
+
+    net = load_community_file(onnx_file[1])
+    with pytest.raises(BackendUnavailableError, match="--compile needs a PyTorch model"):
+        build_engine(ModelChoice(name="candy", task="style", model=net), compile=True)

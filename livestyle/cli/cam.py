@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 import click
 
-from .options import device_options, effect_options, frame_hooks, model_options, style_variant
+from .options import device_options, effect_options, frame_hooks, model_options, say_when_compiling, style_variant
 from .video import inference_size, inference_size_options
 
 
@@ -78,8 +78,8 @@ def style_choices(chosen: str, model_file: str | None, superres: int | str | Non
 @click.option("--duration", type=click.FloatRange(min=0, min_open=True), default=None,
               help="Stop after this many seconds.")
 @click.option("--list-devices", is_flag=True, help="List the cameras found and exit.")
-def command(source, style, model_file, superres, variant, device, fp16, backend, infer_scale, upsample, size, scale,
-            strength, preserve_colors, tile, stabilize, no_window, record, snapshot_dir, loop, duration,
+def command(source, style, model_file, superres, variant, device, fp16, backend, compile_net, infer_scale, upsample,
+            size, scale, strength, preserve_colors, tile, stabilize, no_window, record, snapshot_dir, loop, duration,
             list_devices):
     """Live style transfer from a camera (default 0), a stream URL or a video file.
 
@@ -105,10 +105,11 @@ def command(source, style, model_file, superres, variant, device, fp16, backend,
 
     def make_engine(c):
         return build_engine(c, backend=backend, device=device, fp16=fp16, tile=tile,
-                          infer_scale=infer_scale, upsample=upsample)
+                          infer_scale=infer_scale, upsample=upsample, compile=compile_net)
 
     hooks, effects = frame_hooks(strength=strength, preserve_colors=preserve_colors, stabilize=stabilize, live=True)
     infer = InferStage(make_engine(choice), postprocess=hooks)
+    say_when_compiling(compile_net)
     choices, index = style_choices(choice.name, model_file, superres, choice.task, variant)
     styles = StyleCycle(choices, index, make_engine, infer.set_engine, name=choice.name,
                         on_switch=[lambda old, new: effects.switch_style()])

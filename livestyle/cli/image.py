@@ -8,7 +8,7 @@ from ..chain import build_engine
 from ..effects import FramePostprocess
 from ..io.images import check_image_output, read_image, write_image
 from ..stylize import stylize_image
-from .options import device_options, effect_options, model_options, style_variant
+from .options import device_options, effect_options, model_options, say_when_compiling, style_variant
 
 
 def optimize_options(f):
@@ -53,8 +53,8 @@ def optimize_options(f):
 @device_options
 @effect_options
 @optimize_options
-def command(input_path, output, style, model_file, superres, variant, device, fp16, backend, infer_scale, upsample,
-            strength, preserve_colors, tile, **optimize):
+def command(input_path, output, style, model_file, superres, variant, device, fp16, backend, compile_net, infer_scale,
+            upsample, strength, preserve_colors, tile, **optimize):
     """Stylise or upscale one image (PNG/JPEG; greyscale, alpha and 16-bit handled).
 
     With --optimize --style-image IMG: no model, the Gatys et al. optimisation (slow, best quality).
@@ -73,7 +73,8 @@ def command(input_path, output, style, model_file, superres, variant, device, fp
     choice = choose_model(style=style, model_file=model_file, superres=superres,
                           variant=style_variant(variant, device))
     engine = build_engine(choice, backend=backend, device=device, fp16=fp16, tile=tile,
-                          infer_scale=infer_scale, upsample=upsample)
+                          infer_scale=infer_scale, upsample=upsample, compile=compile_net)
+    say_when_compiling(compile_net)
     result = stylize_image(engine, image)
     post = FramePostprocess(strength=strength, preserve_colors=preserve_colors)
     if not post.is_identity:

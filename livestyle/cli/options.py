@@ -51,19 +51,35 @@ def style_variant(variant: str, device: str | None) -> str:
 
 
 def device_options(f):
-    """--device, --fp16, --backend, --infer-scale, --upsample."""
+    """--device, --fp16, --backend, --compile, --infer-scale, --upsample."""
     f = click.option("--upsample", type=click.Choice(["guided", "bicubic"]), default="guided", show_default=True,
                      help="How --infer-scale results are brought back to full size (guided: edge-aware).")(f)
     f = click.option("--infer-scale", type=click.FloatRange(0.0, 1.0, min_open=True), default=1.0,
                      show_default=True,
                      help="Run the style network at this fraction of the frame size, then upsample "
                           "(a speed option for slow CPUs; not exact).")(f)
+    f = click.option("--compile", "compile_net", is_flag=True,
+                     help="Run the network under torch.compile (torch backend): the first frame of each size "
+                          "compiles (a minute or less), later runs read the compiled code from the cache "
+                          "folder. For long runs at one size (cam, video), chiefly on CUDA without TensorRT.")(f)
     f = click.option("--backend", type=click.Choice(BACKENDS), default="auto", show_default=True,
                      help="Inference backend.")(f)
     f = click.option("--fp16", is_flag=True,
                      help="Half precision: FP16 on CUDA; BF16 on CPUs with AVX512-BF16 or AMX.")(f)
     f = click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")(f)
     return f
+
+
+def say_when_compiling(compile_net: bool) -> None:
+    """With --compile, say on stderr why the first frame of a size is slow, and where the cache is."""
+    if compile_net:
+        import os
+
+        from ..engines.compile_cache import ENV_INDUCTOR_CACHE
+
+        folder = os.environ.get(ENV_INDUCTOR_CACHE, "torch's temporary folder")
+        click.echo(f"livestyle: compiling the network for each new frame size: up to a minute the first time, "
+                   f"seconds once cached ({folder})", err=True)
 
 
 def effect_options(f):

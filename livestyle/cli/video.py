@@ -5,7 +5,7 @@ from pathlib import Path
 
 import click
 
-from .options import device_options, effect_options, frame_hooks, model_options, style_variant
+from .options import device_options, effect_options, frame_hooks, model_options, say_when_compiling, style_variant
 
 X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow",
                 "placebo")
@@ -51,8 +51,8 @@ def inference_size(size: str | None, scale: float | None):
               help="x264 speed preset.")
 @click.option("--no-audio", is_flag=True, help="Leave the sound out.")
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Show a progress bar.")
-def command(input_path, output, style, model_file, superres, variant, device, fp16, backend, infer_scale, upsample,
-            size, scale, strength, preserve_colors, tile, stabilize, batch, crf, preset, no_audio, progress):
+def command(input_path, output, style, model_file, superres, variant, device, fp16, backend, compile_net, infer_scale,
+            upsample, size, scale, strength, preserve_colors, tile, stabilize, batch, crf, preset, no_audio, progress):
     """Stylise or upscale a video (or a folder of images); sound, timestamps and rotation kept.
 
     The output is written under a temporary name and renamed when done. On Ctrl-C the frames
@@ -77,7 +77,8 @@ def command(input_path, output, style, model_file, superres, variant, device, fp
     choice = choose_model(style=style, model_file=model_file, superres=superres,
                           variant=style_variant(variant, device))
     engine = build_engine(choice, backend=backend, device=device, fp16=fp16, tile=tile,
-                          infer_scale=infer_scale, upsample=upsample)
+                          infer_scale=infer_scale, upsample=upsample, compile=compile_net)
+    say_when_compiling(compile_net)
     source = open_video_source(input_path, size=resize)
     try:
         if batch is None:

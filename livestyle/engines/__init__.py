@@ -14,7 +14,7 @@ import os
 import torch
 from torch import nn
 
-from ..errors import BackendUnavailableError
+from ..errors import BackendUnavailableError, EngineOptionError
 from ..models import TransformNet
 from . import torch_engine
 from .base import Engine, batch_to_frames, frames_to_batch
@@ -62,7 +62,7 @@ def cpu_bf16_pays_off(model: nn.Module) -> bool:
 
 
 def create_engine(model: nn.Module, *, backend: str = "auto", device: str | None = None, fp16: bool = False,
-                  infer_scale: float = 1.0, upsample: str = "guided",
+                  infer_scale: float = 1.0, upsample: str = "guided", compile: bool = False,
                   cache_dir: str | os.PathLike | None = None) -> Engine:
     """Build the engine for ``model``; ``auto`` picks the fastest backend present (see ``engine.name``).
 
@@ -71,12 +71,22 @@ def create_engine(model: nn.Module, *, backend: str = "auto", device: str | None
 
     ``infer_scale`` < 1 (style models only): infer at that fraction of the input size, then upsample
     with ``upsample`` ("guided": edge-aware, or "bicubic"); not exact, a speed option for slow CPUs.
-    ``cache_dir``: where ONNX exports and TensorRT engines are cached (default: export.default_cache_dir()).
+    ``compile``: run the torch backend under torch.compile (one compile per frame size, cached on disk
+    in ``cache_dir``); with ``auto`` it takes the torch backend at the precision ``auto`` would use.
+    ``cache_dir``: where ONNX exports, TensorRT engines and compiled code are cached (default:
+    export.default_cache_dir()).
     """
     if backend not in BACKENDS:
         raise BackendUnavailableError(f"unknown backend {backend!r}; known: {', '.join(BACKENDS)}")
     dev = resolve_device(device)
-    engine = _create_base_engine(model, backend=backend, device=dev, fp16=fp16, cache_dir=cache_dir)
+    if compile:
+        if backend not in ("auto", "torch"):
+            raise EngineOptionError(f"compiling is for the torch backend, not {backend!r}")
+        half = fp16 or (dev.type == "cpu" and cpu_bf16_pays_off(model))
+        precision = ("bf16" if dev.type == "cpu" else "fp16") if half else "fp32"
+        engine = TorchEngine(model, device=dev, precision=precision, compile=True, cache_dir=cache_dir)
+    else:
+        engine = _create_base_engine(model, backend=backend, device=dev, fp16=fp16, cache_dir=cache_dir)
     if infer_scale != 1.0:
         engine = ReducedResolutionEngine(engine, infer_scale=infer_scale, upsample=upsample)
     return engine

@@ -3,6 +3,7 @@ CUDA graphs per input shape, optional torch.compile, optional exact rewrites (re
 from __future__ import annotations
 
 import copy
+import os
 import warnings
 from collections import OrderedDict
 
@@ -10,6 +11,7 @@ import torch
 from torch import nn
 
 from ..errors import BackendUnavailableError
+from .compile_cache import use_persistent_compile_cache
 from .rewrites import rewrite_for_inference, safe_half_norms, to_half_keeping_norms_fp32
 
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
@@ -51,13 +53,17 @@ class TorchEngine:
     layout (default off: with the shipped models' 16 px border margin, BF16 at 640×480 on the CPU
     took 4–9% more time in NHWC, bench/results/cpu-realtime/margin16/; without the margin it had
     been 1–7% faster). ``cuda_graphs``: capture one CUDA graph per input shape (CUDA only, default there;
-    replays skip the Python and launch overhead). ``compile``: torch.compile with static shapes (one compile per shape, slow the first time).
+    replays skip the Python and launch overhead). ``compile``: torch.compile with static shapes: one
+    compile per input shape, slow the first time (28 s for the small style net at 640×480 on this
+    project's CPU), then read from a persistent cache in ``cache_dir`` (compile_cache.py; 3 s). Where
+    compiling fails (no C++ compiler, say), a warning says so and the engine runs eagerly.
     Input/output: float32 (N, 3, H, W) in [0, 1]; output on the engine's device.
     """
 
     def __init__(self, model: nn.Module, *, device: torch.device | str | None = None, fp16: bool = False,
                  precision: str | None = None, rewrites: bool | None = None, channels_last: bool = False,
-                 cuda_graphs: bool | None = None, compile: bool = False):
+                 cuda_graphs: bool | None = None, compile: bool = False,
+                 cache_dir: str | os.PathLike | None = None):
         self.device = device if isinstance(device, torch.device) else resolve_device(device)
         precision = precision or ("fp16" if fp16 else "fp32")
         if precision not in DTYPES:
@@ -93,6 +99,7 @@ class TorchEngine:
         if compile:
             # Static shapes: dynamic recompilation was 4.6× slower at 1080p on an H100 (DESIGN.md).
             # With CUDA graphs wanted, let inductor capture them ("reduce-overhead") instead of us.
+            use_persistent_compile_cache(cache_dir)
             mode = "reduce-overhead" if self.cuda_graphs else None
             self._forward = torch.compile(self.model, dynamic=False, mode=mode)
             self.cuda_graphs = False
@@ -132,9 +139,26 @@ class TorchEngine:
         self._graphs[key] = (graph, static_in, static_out)
         return self._graphs[key]
 
+    def _compiled_call(self, x: torch.Tensor) -> torch.Tensor:
+        from torch._dynamo.exc import BackendCompilerFailed  # loaded already by torch.compile
+
+        try:
+            out = self._forward(x)
+        except BackendCompilerFailed as exc:  # compiling failed (InductorError too): run eagerly from now on
+            first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            warnings.warn(f"torch.compile failed ({first_line}); {self.name} continues without compiling")
+            self.compiled = False
+            self._forward = self.model
+            self.name = self.name.replace("-compile", "")
+            return self._forward(x).float()
+        # A copy: inductor's CUDA graphs ("reduce-overhead") reuse their output buffer on the next call.
+        return out.float() if out.dtype != torch.float32 else out.clone()
+
     @torch.inference_mode()
     def __call__(self, batch: torch.Tensor) -> torch.Tensor:
         x = self._prepare(batch)
+        if self.compiled:
+            return self._compiled_call(x)
         if not self.cuda_graphs:
             return self._forward(x).float()
         try:
