@@ -137,3 +137,29 @@ def test_cli_compile_with_tile_or_another_backend_is_a_one_line_error(tmp_path, 
         result = CliRunner().invoke(main, base + extra)
         assert result.exit_code == 1 and result.output.strip() == f"livestyle: error: {message}", result.output
     assert not (tmp_path / "out.png").exists()
+
+
+@pytest.mark.parametrize("native", [False, True])
+def test_engine_benchmark_extra_times_the_compiled_cpu_engines_under_their_own_names(monkeypatch, tmp_path, native):
+    import livestyle.engines.torch_engine as torch_engine
+    from livestyle.engines.benchmark import default_candidates
+
+    monkeypatch.setenv(ENV_INDUCTOR_CACHE, str(tmp_path))
+    monkeypatch.setattr(torch_engine, "cpu_has_native_bf16", lambda: native)
+    monkeypatch.setattr(torch, "compile", lambda model, **options: model)  # names, not the compiler
+    plain = [c.label for c in default_candidates(torch.device("cpu"))]
+    extra = default_candidates(torch.device("cpu"), extra=True)
+    compiled = [c for c in extra if c.label.endswith("-compile")]
+    assert [c.label for c in extra][:len(plain)] == plain
+    assert [c.label for c in compiled] == ["torch-cpu-fp32-compile"] + ["torch-cpu-bf16-compile"] * native
+    for candidate in compiled:
+        assert candidate.build(tiny_style(), torch.device("cpu")).name == candidate.label
+
+
+def test_bench_extra_needs_engines():
+    from click.testing import CliRunner
+
+    from livestyle.cli import main
+
+    result = CliRunner().invoke(main, ["bench", "--extra"])
+    assert result.exit_code == 2 and "--extra goes with --engines" in result.output

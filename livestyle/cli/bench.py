@@ -73,12 +73,17 @@ def report_name(ctx, param, value: str | None) -> str | None:
 @click.option("--engines", is_flag=True,
               help="Instead of the Gatys table: every available engine against the plain-PyTorch baselines "
                    "(256², 512², 1024², 1920×1080 unless --sizes is given); writes engines-<device>.json/.md.")
+@click.option("--extra", is_flag=True,
+              help="With --engines: also the engines that are slow to prepare (torch.compile, one compile per "
+                   "size, cached) or rarely fastest.")
 @click.pass_context
 def command(ctx, sizes, iterations, backends, device, fp16, loss_net, loss_net_weights, optimizer, extrapolate,
-            extrapolate_iters, runs, max_seconds, width, blocks, out_dir, stem, engines):
+            extrapolate_iters, runs, max_seconds, width, blocks, out_dir, stem, engines, extra):
     """Gatys (L-BFGS) vs feed-forward time per image size, beside the paper's Table 1 (or --engines)."""
     from .._files import check_output_folder
 
+    if extra and not engines:
+        raise click.UsageError("--extra goes with --engines")
     check_output_folder(out_dir)  # now, not after minutes of timing
     if engines:
         from ..engines.benchmark import STYLE_SIZES, benchmark_engines, benchmark_markdown, write_benchmark
@@ -87,7 +92,8 @@ def command(ctx, sizes, iterations, backends, device, fp16, loss_net, loss_net_w
         explicit = ctx.get_parameter_source("sizes") is not click.core.ParameterSource.DEFAULT
         result = benchmark_engines(transform_net(width=width, blocks=blocks),
                                    sizes=[(s, s) for s in sizes] if explicit else STYLE_SIZES,
-                                   device=device, iters=runs, progress=lambda msg: click.echo(msg, err=True))
+                                   device=device, iters=runs, extra=extra,
+                                   progress=lambda msg: click.echo(msg, err=True))
         paths = write_benchmark(result, out_dir, stem=stem)
         click.echo(benchmark_markdown(result))
         click.echo("wrote " + ", ".join(str(p) for p in paths), err=True)

@@ -71,7 +71,8 @@ def _compile_baseline(model: nn.Module, device: torch.device):
 def default_candidates(device: torch.device, *, cache_dir: str | os.PathLike | None = None,
                        extra: bool = False) -> list[Candidate]:
     """The baselines and the livestyle engines worth timing on ``device``. ``extra``: also the
-    variants that are slow to prepare (torch.compile engines) or rarely best."""
+    variants that are slow to prepare (torch.compile engines: one compile per size, cached in
+    ``cache_dir``) or rarely best."""
     from .torch_engine import TorchEngine, cpu_has_native_bf16
 
     def torch_engine(**options):
@@ -95,8 +96,14 @@ def default_candidates(device: torch.device, *, cache_dir: str | os.PathLike | N
     if device.type == "cpu":
         found += [Candidate("torch-cpu-fp32", "fp32", torch_engine()),
                   Candidate("onnxruntime-cpu-fp32", "fp32", onnx_engine())]
-        if cpu_has_native_bf16():
+        bf16 = cpu_has_native_bf16()
+        if bf16:
             found.append(Candidate("torch-cpu-bf16", "bf16", torch_engine(precision="bf16")))
+        if extra:
+            found.append(Candidate("torch-cpu-fp32-compile", "fp32", torch_engine(compile=True, cache_dir=cache_dir)))
+            if bf16:
+                found.append(Candidate("torch-cpu-bf16-compile", "bf16",
+                                       torch_engine(precision="bf16", compile=True, cache_dir=cache_dir)))
         return found
     found += [Candidate(BASELINE_COMPILE, "fp16", _compile_baseline),
               Candidate("torch-cuda-fp16-graphs", "fp16", torch_engine(fp16=True, cuda_graphs=True)),
@@ -107,8 +114,9 @@ def default_candidates(device: torch.device, *, cache_dir: str | os.PathLike | N
     if extra:
         found += [Candidate("torch-cuda-fp16-channels_last-graphs", "fp16",
                             torch_engine(fp16=True, channels_last=True, cuda_graphs=True)),
+                  Candidate("torch-cuda-fp16-compile", "fp16", torch_engine(fp16=True, compile=True, cache_dir=cache_dir)),
                   Candidate("torch-cuda-fp16-rewrites-compile", "fp16",
-                            torch_engine(fp16=True, rewrites=True, compile=True)),
+                            torch_engine(fp16=True, rewrites=True, compile=True, cache_dir=cache_dir)),
                   Candidate("tensorrt-fp32", "fp32", tensorrt_engine(fp16=False))]
     return found
 
