@@ -10,7 +10,7 @@ compiler). Two models of one architecture therefore share compiled code, and a n
 version or frame size compiles anew.
 
 Measured on this project's 2-core CPU (bench/results/cpu-compile/): the small style model at
-640×480 in BF16 compiled in 28 s the first time and in 3 s from this cache in a new process.
+640×480 took 22–25 s to compile the first time and 3 s from this cache in a new process.
 """
 from __future__ import annotations
 

@@ -54,7 +54,7 @@ class TorchEngine:
     took 4–9% more time in NHWC, bench/results/cpu-realtime/margin16/; without the margin it had
     been 1–7% faster). ``cuda_graphs``: capture one CUDA graph per input shape (CUDA only, default there;
     replays skip the Python and launch overhead). ``compile``: torch.compile with static shapes: one
-    compile per input shape, slow the first time (28 s for the small style net at 640×480 on this
+    compile per input shape, slow the first time (22–25 s for the small style net at 640×480 on this
     project's CPU), then read from a persistent cache in ``cache_dir`` (compile_cache.py; 3 s). Where
     compiling fails (no C++ compiler, say), a warning says so and the engine runs eagerly.
     Input/output: float32 (N, 3, H, W) in [0, 1]; output on the engine's device.
