@@ -51,10 +51,11 @@ def read_index(rgb: np.ndarray) -> int:
 
 def make_clip(path: Path, *, frames: int = 12, size: tuple[int, int] = (64, 48), fps: int = 10,
               audio: bool = True, pts: list[int] | None = None, time_base: Fraction | None = None,
-              rotation: int | None = None, still: bool = False) -> Path:
+              rotation: int | None = None, still: bool = False, audio_codec: str = "aac") -> Path:
     """Write an H.264 clip (with a 440 Hz AAC track) whose frames carry their index; ``pts`` makes it VFR.
 
-    ``still``: every frame is frame 0 (a predictable picture for screen checks).
+    ``still``: every frame is frame 0 (a predictable picture for screen checks). ``audio_codec``:
+    "aac" or "pcm_s16le" (16-bit PCM, for containers that hold it, e.g. .mkv).
     """
     import av
 
@@ -69,7 +70,7 @@ def make_clip(path: Path, *, frames: int = 12, size: tuple[int, int] = (64, 48),
         video.options = {"crf": "0" if still else "10", "preset": "ultrafast"}  # lossless: identical stills
         if rotation is not None:
             video.set_display_rotation(rotation)
-        sound = out.add_stream("aac", rate=48000, layout="stereo") if audio else None
+        sound = out.add_stream(audio_codec, rate=48000, layout="stereo") if audio else None
         duration_s = float((pts[-1] + (pts[-1] - pts[-2] if len(pts) > 1 else 1)) * time_base)
         samples_done, chunk = 0, 1024
         for i, p in enumerate(pts):
@@ -79,7 +80,12 @@ def make_clip(path: Path, *, frames: int = 12, size: tuple[int, int] = (64, 48),
             while sound is not None and samples_done < min(duration_s, float(p * time_base) + 0.2) * 48000:
                 t = (samples_done + np.arange(chunk)) / 48000
                 wave = (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
-                aframe = av.AudioFrame.from_ndarray(np.stack([wave, wave]), format="fltp", layout="stereo")
+                if audio_codec == "pcm_s16le":  # packed 16-bit samples, left and right interleaved
+                    packed = np.stack([wave, wave], axis=1).reshape(1, -1)
+                    aframe = av.AudioFrame.from_ndarray((packed * 32767).astype(np.int16), format="s16",
+                                                        layout="stereo")
+                else:
+                    aframe = av.AudioFrame.from_ndarray(np.stack([wave, wave]), format="fltp", layout="stereo")
                 aframe.sample_rate, aframe.pts = 48000, samples_done
                 out.mux(sound.encode(aframe))
                 samples_done += chunk

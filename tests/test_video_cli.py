@@ -220,3 +220,67 @@ def test_output_video_gets_the_usual_permissions(tmp_path, clip, tiny_style_file
     umask = os.umask(0)
     os.umask(umask)
     assert out.stat().st_mode & 0o777 == 0o666 & ~umask
+
+
+@pytest.mark.parametrize("suffix, carried", [(".mp4", "re-encoded as aac"), (".mkv", "audio copied")])
+def test_audio_a_container_only_claims_to_take_is_re_encoded(tmp_path, tiny_style_file, suffix, carried):
+    """PCM is in MP4's codec list, but its muxer refuses it when the file is finished: the sound is
+    re-encoded instead, and the video is written (it used to be deleted with exit 0)."""
+    clip = make_clip(tmp_path / "pcm.mkv", frames=15, size=(64, 48), fps=10, audio_codec="pcm_s16le")
+    out = tmp_path / f"out{suffix}"
+    result = run("video", clip, "-o", out, "--model", tiny_style_file, "--no-progress")
+    assert result.exit_code == 0, result.output
+    assert carried in result.stderr and f"→ {out}" in result.stderr
+    assert len(read_clip(out)["frames"]) == 15
+    assert audio_facts(out)["seconds"] == pytest.approx(audio_facts(clip)["seconds"], abs=0.05)
+
+
+def test_a_file_that_cannot_be_finished_is_an_error_not_a_silent_loss(tmp_path, clip):
+    import av
+
+    from livestyle.errors import OutputError
+    from livestyle.io.sinks import VideoFileSink
+    from livestyle.io.sources import Frame
+
+    out = tmp_path / "out.mp4"
+    sink = VideoFileSink(out, rate=10)
+    for i in range(3):
+        sink.write(Frame(index=i, image=np.zeros((48, 64, 3), np.uint8), output=np.zeros((48, 64, 3), np.uint8)))
+
+    class TrailerFails:  # the container, except that writing the trailer fails (a full disk, say)
+        def __init__(self, real):
+            self.real = real
+
+        def __getattr__(self, name):
+            return getattr(self.real, name)
+
+        def close(self):
+            self.real.close()
+            raise av.FFmpegError(28, "No space left on device")
+
+    sink._container = TrailerFails(sink._container)
+    with pytest.raises(OutputError, match=f"cannot finish {out}: .*No space left"):
+        sink.close("complete")
+    assert not out.exists() and not [p for p in tmp_path.iterdir() if ".part" in p.name]
+
+
+def test_ctrl_c_never_keeps_the_partial_file_over_the_input(tmp_path, tiny_style_file, monkeypatch):
+    """Input ``clip.partial.mp4``, output ``clip.mp4``: the interrupted run's file gets another name."""
+    from livestyle.io.sinks import VideoFileSink
+
+    clip = make_clip(tmp_path / "clip.partial.mp4", frames=40, size=(64, 48), fps=30)
+    before = clip.read_bytes()
+    real_write = VideoFileSink.write
+
+    def write_then_interrupt(self, frame):
+        if self.frames_written == 5:
+            os.kill(os.getpid(), signal.SIGINT)
+        return real_write(self, frame)
+
+    monkeypatch.setattr(VideoFileSink, "write", write_then_interrupt)
+    result = run("video", clip, "-o", tmp_path / "clip.mp4", "--model", tiny_style_file, "--no-progress")
+    assert result.exit_code == 130, result.stderr
+    assert clip.read_bytes() == before
+    kept = tmp_path / "clip.partial-2.mp4"
+    assert kept.is_file() and str(kept) in result.stderr
+    assert 5 <= len(read_clip(kept)["frames"]) < 40

@@ -88,7 +88,7 @@ def command(input_path, output, style, model_file, superres, variant, device, fp
         else:
             audio = None if no_audio else getattr(source, "audio_stream_index", None)
             sink = VideoFileSink(output, rate=source.rate, audio_from=input_path if audio is not None else None,
-                                 audio_stream=audio, crf=crf, preset=preset)
+                                 audio_stream=audio, crf=crf, preset=preset, inputs=(input_path,))
     except BaseException:
         source.close()
         raise

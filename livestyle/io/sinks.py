@@ -56,14 +56,14 @@ class AudioCarrier:
         self._input = av.open(str(source_path), metadata_errors="ignore")
         self._in_stream = self._input.streams[stream_index]
         name = self._in_stream.codec_context.name
-        self.copied = name in output.supported_codecs
+        self.copied = name in output.supported_codecs and _muxer_takes(output.format.name, source_path, stream_index)
         if self.copied:
             self.stream = output.add_stream_from_template(self._in_stream)
         else:
             in_ctx = self._in_stream.codec_context
             codec = _pick_encoder(output.default_audio_codec, AUDIO_ENCODERS, "audio")
             rate = 48000 if "opus" in codec else in_ctx.sample_rate
-            self.stream = output.add_stream(codec, rate=rate, layout=in_ctx.layout.name)
+            self.stream = output.add_stream(codec, rate=rate, layout=_named_layout(in_ctx.layout))
         self.codec_name = self.stream.codec_context.name
         self._output = output
         self._packets = self._input.demux(self._in_stream)
@@ -142,6 +142,7 @@ class VideoFileSink:
         import av
 
         self.output = check_output_path(output, audio_from, *inputs)
+        self._inputs = tuple(Path(p) for p in (audio_from, *inputs) if p is not None)
         self.rate = Fraction(rate).limit_denominator(1_000_000) if rate else Fraction(30)
         self.crf, self.preset = crf, preset
         self.partial_on_interrupt = partial_on_interrupt
@@ -217,6 +218,7 @@ class VideoFileSink:
         import av
 
         keep = status != "failed" and self.frames_written > 0
+        close_error: Exception | None = None
         try:
             if self._video is not None and keep:
                 if self.audio is not None:
@@ -228,15 +230,26 @@ class VideoFileSink:
             raise OutputError(f"cannot finish {self.output}: {exc}") from exc
         finally:
             try:
-                self._container.close()
-            except av.FFmpegError:
+                self._container.close()  # writes the trailer: a full disk or a refused stream shows here
+            except av.FFmpegError as exc:
+                close_error = exc if keep else None
                 keep = False
             if not keep:
                 self._tmp.unlink(missing_ok=True)
             else:
                 interrupted = status == "interrupted" and self.partial_on_interrupt
-                self.final_path = partial_path(self.output) if interrupted else self.output
+                self.final_path = self._partial_path() if interrupted else self.output
                 os.replace(self._tmp, self.final_path)
+        if close_error is not None:
+            raise OutputError(f"cannot finish {self.output}: {close_error}") from close_error
+
+    def _partial_path(self) -> Path:
+        """:func:`partial_path`, or ``NAME.partial-N.EXT`` where that name is one of the inputs."""
+        candidate, n = partial_path(self.output), 1
+        while any(_same_file(candidate, inp) for inp in self._inputs):
+            n += 1
+            candidate = self.output.with_name(f"{self.output.stem}.partial-{n}{self.output.suffix}")
+        return candidate
 
 
 class ImageFolderSink:
@@ -279,6 +292,46 @@ class NullSink:
 
     def close(self, status: RunStatus = "complete") -> None:
         pass
+
+
+# FFmpeg's default layout per channel count, for inputs whose layout is unspecified ("2 channels"):
+# encoders such as AAC refuse an unspecified layout.
+DEFAULT_LAYOUTS = {1: "mono", 2: "stereo", 3: "2.1", 4: "quad", 5: "5.0", 6: "5.1", 7: "6.1", 8: "7.1"}
+
+
+def _named_layout(layout) -> str:
+    if layout.name.endswith("channels"):
+        return DEFAULT_LAYOUTS.get(layout.nb_channels, layout.name)
+    return layout.name
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    if a.exists() and b.exists():
+        return os.path.samefile(a, b)
+    return a.resolve() == b.resolve()
+
+
+def _muxer_takes(format_name: str, source_path: Path, stream_index: int) -> bool:
+    """Whether a ``format_name`` container really takes this audio stream's packets unchanged: a trial
+    mux of its first packets into memory. A format's codec list can name codecs its muxer then
+    refuses when the file is finished (PCM in MP4), which would cost the whole output."""
+    import io
+
+    import av
+
+    try:
+        with av.open(str(source_path), metadata_errors="ignore") as source:
+            stream = source.streams[stream_index]
+            with av.open(io.BytesIO(), "w", format=format_name) as trial:
+                copy = trial.add_stream_from_template(stream)
+                for n, packet in enumerate(p for p in source.demux(stream) if p.dts is not None):
+                    packet.stream = copy
+                    trial.mux(packet)
+                    if n >= 2:
+                        break
+        return True
+    except (av.FFmpegError, ValueError):
+        return False
 
 
 def _format_for(path: Path) -> str | None:
