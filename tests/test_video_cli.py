@@ -284,3 +284,38 @@ def test_ctrl_c_never_keeps_the_partial_file_over_the_input(tmp_path, tiny_style
     kept = tmp_path / "clip.partial-2.mp4"
     assert kept.is_file() and str(kept) in result.stderr
     assert 5 <= len(read_clip(kept)["frames"]) < 40
+
+
+def test_more_ctrl_c_presses_while_finishing_lose_no_frame(tmp_path, tiny_style_file, monkeypatch):
+    """Ctrl-C, then twice more: once while frames still drain and once while the encoder flushes.
+    Every frame the sink took is in the playable partial file (a second press used to tear the
+    closing apart: 43 of 104 frames were kept)."""
+    from livestyle.io.sinks import VideoFileSink
+
+    clip = make_clip(tmp_path / "long.mp4", frames=60, size=(64, 48), fps=30)
+    out = tmp_path / "out.mp4"
+    real_write, real_close = VideoFileSink.write, VideoFileSink.close
+    written, presses = [], []
+
+    def press_ctrl_c(when):
+        presses.append(when)
+        os.kill(os.getpid(), signal.SIGINT)
+
+    def write_pressing_ctrl_c(self, frame):
+        if self.frames_written == 10 or (presses and len(presses) == 1):
+            press_ctrl_c(self.frames_written)  # the first press, then again at the next frame it drains
+        ok = real_write(self, frame)
+        written.append(self.frames_written)
+        return ok
+
+    def close_pressing_ctrl_c(self, status="complete"):
+        press_ctrl_c("close")  # during the flush
+        return real_close(self, status)
+
+    monkeypatch.setattr(VideoFileSink, "write", write_pressing_ctrl_c)
+    monkeypatch.setattr(VideoFileSink, "close", close_pressing_ctrl_c)
+    result = run("video", clip, "-o", out, "--model", tiny_style_file, "--no-progress")
+    assert result.exit_code == 130, result.stderr
+    kept = partial_path(out)
+    assert presses == [10, 11, "close"]
+    assert len(read_clip(kept)["frames"]) == written[-1] >= 12

@@ -347,6 +347,10 @@ class Pipeline:
         else:
             self._to_infer, self._to_output = FrameQueue(queue_size), FrameQueue(queue_size)
         self._threads: dict[str, threading.Thread] = {}
+        # Set by each stage thread as it exits. Waited on instead of Thread.join: a KeyboardInterrupt
+        # inside join can leave a running thread reported as stopped (CPython 3.11), and a sink closed
+        # under a writer that is still running loses frames.
+        self._done: dict[str, threading.Event] = {}
 
     # -- stages -------------------------------------------------------------------------------------
     def _fail(self, stage: str, exc: BaseException) -> None:
@@ -448,7 +452,7 @@ class Pipeline:
                 try:
                     item = self._to_output.get()
                 except queue.Empty:
-                    if self.stop.is_set() and not self._threads["infer"].is_alive() and self._to_output.empty():
+                    if self.stop.is_set() and self._done["infer"].is_set() and self._to_output.empty():
                         break  # stopped and drained: every finished frame has been written
                     for idle in idle_hooks:
                         if idle() is False:
@@ -476,8 +480,8 @@ class Pipeline:
 
     # -- running ------------------------------------------------------------------------------------
     def _on_sigint(self, signum, frame) -> None:
-        if self.interrupted:
-            raise KeyboardInterrupt  # a second Ctrl-C: the user insists
+        # Later presses change nothing: the run is already finishing the frames in flight and the file
+        # (bounded by the join timeouts), and tearing that apart would cost the frames the user keeps.
         self.interrupted = True
         self.stop.set()
 
@@ -495,22 +499,20 @@ class Pipeline:
     def _run(self, monitor: Callable[[PipelineStats], None] | None, interval_s: float) -> PipelineResult:
         output_on_main = any(getattr(s, "needs_main_thread", False) for s in self.sinks)
         self.stats.started = time.perf_counter()
-        self._threads["capture"] = threading.Thread(target=self._capture, name="livestyle-capture", daemon=True)
-        self._threads["infer"] = threading.Thread(target=self._infer, name="livestyle-infer", daemon=True)
+        self._add_thread("capture", self._capture)
+        self._add_thread("infer", self._infer)
         if not output_on_main:
-            self._threads["output"] = threading.Thread(target=self._output, args=(False, None, interval_s),
-                                                       name="livestyle-output", daemon=True)
+            self._add_thread("output", self._output, False, None, interval_s)
         try:
             for thread in self._threads.values():
                 thread.start()
             if output_on_main:
                 self._output(True, monitor, interval_s)
             else:
-                while self._threads["output"].is_alive():
+                while not self._done["output"].wait(interval_s):
                     if monitor is not None:
                         monitor(self.stats)
-                    self._threads["output"].join(interval_s)
-        except BaseException as exc:  # a second Ctrl-C or a failing monitor: stop everything, then re-raise
+        except BaseException as exc:  # a failing monitor, or Ctrl-C off the main thread: stop, then re-raise
             self._fail("main", exc)
         self.stop.set()
         stuck = self._join_all()
@@ -520,7 +522,7 @@ class Pipeline:
             monitor(self.stats)
         status: RunStatus = "failed" if self._errors else "interrupted" if self.interrupted else "complete"
         if self._errors and isinstance(self._errors[0][1], KeyboardInterrupt):
-            status = "interrupted"  # the user insisted: keep what was written
+            status = "interrupted"  # Ctrl-C without our handler: keep what was written
         self._close(status, stuck)
         if self._errors:
             stage, exc = self._errors[0]
@@ -529,14 +531,26 @@ class Pipeline:
             raise PipelineError(f"{stage} stage failed: {type(exc).__name__}: {exc}") from exc
         return PipelineResult(status, self.stats, stuck)
 
+    def _add_thread(self, name: str, target: Callable, *args) -> None:
+        done = self._done[name] = threading.Event()
+
+        def body() -> None:
+            try:
+                target(*args)
+            finally:
+                done.set()
+
+        self._threads[name] = threading.Thread(target=body, name=f"livestyle-{name}", daemon=True)
+
     def _join_all(self) -> list[str]:
+        """Wait for the stage threads (bounded); returns the names of those still running."""
         deadline = time.perf_counter() + JOIN_TIMEOUT_S
-        for name, thread in self._threads.items():
+        for name in self._threads:
             # Inference is computing, not waiting: its frame ends. Left running, it would be torn down
             # inside the library at exit (a C++ "terminate called" abort), so it gets longer.
             limit = INFER_JOIN_TIMEOUT_S if name == "infer" else max(0.0, deadline - time.perf_counter())
-            thread.join(limit)
-        return [name for name, t in self._threads.items() if t.is_alive()]
+            self._done[name].wait(limit)
+        return [name for name in self._threads if not self._done[name].is_set()]
 
     def _close(self, status: RunStatus, stuck: list[str]) -> None:
         """Close sinks (with the status) and the source; a stuck thread's resources are left alone."""
