@@ -39,6 +39,12 @@ FORMATS = ("onnx", "tensorrt")
 EXPORT_VERSION = 3
 
 
+def export_graph_version() -> str:
+    """What, besides the weights and options, decides the exported ONNX graph: this exporter's version
+    and torch's (part of the ONNX and TensorRT cache keys)."""
+    return f"livestyle-export-{EXPORT_VERSION}-torch-{torch.__version__}"
+
+
 def default_cache_dir() -> Path:
     """$LIVESTYLE_CACHE_DIR, else the source tree's export/, else the user cache dir (~/.cache/livestyle)."""
     if os.environ.get(ENV_CACHE_DIR):
@@ -261,10 +267,12 @@ class TensorRTKey:
     tensorrt_version: str
     profile: ShapeProfile
     fp16: bool
+    onnx_graph: str = ""  # export_graph_version(): the ONNX graph the engine is built from
 
     def to_dict(self) -> dict:
         return {"model_sha256": self.model_sha256, "gpu_name": self.gpu_name,
-                "tensorrt_version": self.tensorrt_version, "profile": self.profile.to_dict(), "fp16": self.fp16}
+                "tensorrt_version": self.tensorrt_version, "profile": self.profile.to_dict(), "fp16": self.fp16,
+                "onnx_graph": self.onnx_graph}
 
     def digest(self) -> str:
         return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()
@@ -366,7 +374,8 @@ def tensorrt_key(model: nn.Module, *, profile: ShapeProfile, fp16: bool = True, 
     """The cache key of ``model`` on this machine's GPU and TensorRT."""
     trt = trt or import_tensorrt()
     return TensorRTKey(model_sha256=model_digest(model), gpu_name=torch.cuda.get_device_name(device),
-                       tensorrt_version=str(trt.__version__), profile=profile, fp16=fp16)
+                       tensorrt_version=str(trt.__version__), profile=profile, fp16=fp16,
+                       onnx_graph=export_graph_version())
 
 
 def export_tensorrt(model: nn.Module, *, profile: ShapeProfile | None = None, fp16: bool = True,

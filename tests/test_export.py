@@ -170,6 +170,7 @@ def make_key(**changes) -> TensorRTKey:
 
 @pytest.mark.parametrize("change", [dict(model_sha256="cd" * 32), dict(gpu_name="NVIDIA A100"),
                                     dict(tensorrt_version="11.0.0"), dict(fp16=False),
+                                    dict(onnx_graph="livestyle-export-4-torch-2.15.0"),
                                     dict(profile=ShapeProfile((1, 3, 32, 32), (1, 3, 256, 256), (1, 3, 1024, 1024)))])
 def test_engine_cache_path_changes_with_every_key_part(tmp_path, change):
     assert engine_cache_paths(make_key(), tmp_path) != engine_cache_paths(make_key(**change), tmp_path)

@@ -60,7 +60,8 @@ class TensorRTEngine:
         """(Re)allocate the device buffers for a new input shape and hand their addresses to TensorRT."""
         if not self.profile.contains(shape):
             raise InputError(f"input {'x'.join(map(str, shape))} is outside the TensorRT profile "
-                             f"{self.profile.describe()}; export with --min/--opt/--max covering it")
+                             f"{self.profile.describe()}; bring frames within it with --size/--scale, "
+                             f"or use --backend torch")
         self.context.set_input_shape(INPUT_NAME, shape)
         out_shape = tuple(self.context.get_tensor_shape(OUTPUT_NAME))
         self._input = torch.empty(shape, device=self.device, dtype=self._in_dtype)
@@ -71,6 +72,9 @@ class TensorRTEngine:
 
     @torch.inference_mode()
     def __call__(self, batch: torch.Tensor) -> torch.Tensor:
+        max_batch = self.profile.max[0]
+        if batch.shape[0] > max_batch:  # e.g. `video --batch 4` with the batch-1 live profile: in turns
+            return torch.cat([self(batch[i:i + max_batch]) for i in range(0, batch.shape[0], max_batch)])
         shape = tuple(batch.shape)
         with torch.cuda.device(self.device):
             if shape != self._shape:
