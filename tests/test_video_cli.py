@@ -319,3 +319,23 @@ def test_more_ctrl_c_presses_while_finishing_lose_no_frame(tmp_path, tiny_style_
     kept = partial_path(out)
     assert presses == [10, 11, "close"]
     assert len(read_clip(kept)["frames"]) == written[-1] >= 12
+
+
+def test_a_raw_stream_without_timestamps_keeps_its_frame_rate(tmp_path, tiny_style_file):
+    """A raw .h264 stream has no timestamps: frames are placed one frame duration apart (they used to
+    be crushed into a few hundredths of a second)."""
+    import av
+
+    raw = tmp_path / "raw.h264"
+    with av.open(str(raw), "w", format="h264") as container:
+        stream = container.add_stream("libx264", rate=10)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        for i in range(12):
+            frame = av.VideoFrame.from_ndarray(np.full((48, 64, 3), 20 * i, np.uint8), format="rgb24")
+            frame.pts = i
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))
+    out = tmp_path / "out.mp4"
+    result = run("video", raw, "-o", out, "--model", tiny_style_file, "--no-progress")
+    assert result.exit_code == 0, result.output
+    assert read_clip(out)["seconds"] == pytest.approx([i / 10 for i in range(12)], abs=1e-3)

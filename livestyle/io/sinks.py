@@ -194,7 +194,8 @@ class VideoFileSink:
             raise OutputError(f"frame {frame.index} is {pixels.shape[1]}×{pixels.shape[0]}, but the video "
                               f"is {self._video.width}×{self._video.height}: a video cannot change size")
         video_frame = av.VideoFrame.from_ndarray(pixels, format="rgb24")
-        time_base = frame.time_base or (1 / self.rate)
+        # A frame without a timestamp is placed by its index on the output's own clock.
+        time_base = frame.time_base if frame.pts is not None and frame.time_base else 1 / self.rate
         pts = frame.pts if frame.pts is not None else frame.index
         if self._last_pts is not None and pts <= self._last_pts:
             pts = self._last_pts + 1  # encoders need strictly increasing timestamps

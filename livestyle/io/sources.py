@@ -176,6 +176,7 @@ class VideoFileSource:
                                    slack_s=max(0.5, 3 / float(self.rate)))
         self._frames = self._decode()
         self._index = 0
+        self._next_pts = 0  # where a frame without a timestamp goes: one frame after the previous
 
     @property
     def audio_stream_index(self) -> int | None:
@@ -229,7 +230,12 @@ class VideoFileSource:
         rgb = decoded.to_ndarray(format="rgb24")
         rotation = getattr(decoded, "rotation", 0) or 0
         rgb = self.size.apply(rotate_for_display(rgb, rotation))
-        frame = Frame(self._index, rgb, decoded.pts, decoded.time_base or self.time_base, decoded.duration or None)
+        time_base = decoded.time_base or self.time_base
+        pts = decoded.pts
+        if pts is None:  # raw streams (.h264) carry no timestamps: count on from the previous frame
+            pts = self._next_pts
+        self._next_pts = pts + (decoded.duration or max(1, round(1 / (self.rate * time_base))))
+        frame = Frame(self._index, rgb, pts, time_base, decoded.duration or None)
         self._index += 1
         self.report.frames_decoded += 1
         if frame.seconds is not None:
