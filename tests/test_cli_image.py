@@ -192,3 +192,36 @@ def test_plain_style_name_runs_the_small_variant_on_the_cpu(tmp_path, monkeypatc
         result = run("image", photo, "-o", tmp_path / "o.png", "--style", "wave", "--device", "cpu", *extra)
         assert result.exit_code == 0, result.output
         assert result.output.startswith(f"{ran} ("), result.output
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_camera_jpegs_are_read_the_way_they_are_meant_to_be_seen(tmp_path, orientation):
+    """EXIF orientation 1–8 is applied as OpenCV's own colour reader applies it (a phone photo
+    used to be stylised and written on its side)."""
+    from PIL import Image
+
+    from livestyle.io.images import read_image
+
+    stored = cv2.resize((np.random.default_rng(0).random((6, 10, 3)) * 255).astype(np.uint8), (80, 48),
+                        interpolation=cv2.INTER_NEAREST)
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    path = tmp_path / "phone.jpg"
+    Image.fromarray(stored).save(path, exif=exif, quality=100)
+    ours = np.round(read_image(path).rgb * 255).astype(int)
+    seen = cv2.imread(str(path), cv2.IMREAD_COLOR)[..., ::-1].astype(int)
+    assert ours.shape == seen.shape == ((48, 80, 3) if orientation <= 4 else (80, 48, 3))
+    assert np.array_equal(ours, seen)
+
+
+def test_image_command_writes_a_phone_photo_upright(tmp_path, tiny_style_file):
+    from PIL import Image
+
+    exif = Image.Exif()
+    exif[0x0112] = 6  # stored on its side
+    path = tmp_path / "phone.jpg"
+    Image.fromarray(np.zeros((40, 80, 3), np.uint8)).save(path, exif=exif)
+    out = tmp_path / "out.png"
+    result = run("image", path, "-o", out, "--model", tiny_style_file)
+    assert result.exit_code == 0, result.output
+    assert cv2.imread(str(out)).shape[:2] == (80, 40)

@@ -29,9 +29,11 @@ def read_image(path: str | os.PathLike) -> Image:
     path = Path(path)
     if not path.is_file():
         raise InputError(f"input image not found: {path}")
+    # IMREAD_UNCHANGED keeps 16 bits and alpha but not the camera's EXIF orientation: applied below.
     data = cv2.imread(str(path), cv2.IMREAD_UNCHANGED | cv2.IMREAD_IGNORE_ORIENTATION)
     if data is None or data.size == 0:
         raise InputError(f"cannot decode {path}: not an image or the file is corrupt")
+    data = apply_exif_orientation(data, exif_orientation(path))
     if data.dtype == np.uint8:
         depth, scale = 8, 255.0
     elif data.dtype == np.uint16:
@@ -55,6 +57,33 @@ def read_image(path: str | os.PathLike) -> Image:
     else:
         raise InputError(f"cannot use {path}: {pixels.shape[2]} channels")
     return Image(np.ascontiguousarray(np.clip(rgb, 0.0, 1.0)), alpha, min(depth, 16))
+
+
+def exif_orientation(path: str | os.PathLike) -> int:
+    """The EXIF orientation tag (1–8; 1 = as stored) of an image file, 1 where it has none."""
+    from PIL import Image as PILImage, UnidentifiedImageError
+
+    try:
+        with PILImage.open(path) as image:  # reads the header only
+            value = image.getexif().get(0x0112, 1)
+    except (OSError, UnidentifiedImageError, ValueError):
+        return 1
+    return value if isinstance(value, int) and 1 <= value <= 8 else 1
+
+
+def apply_exif_orientation(pixels: np.ndarray, orientation: int) -> np.ndarray:
+    """(H, W[, C]) pixels as stored → as they are meant to be seen, for EXIF orientation 1–8."""
+    turned = {
+        1: pixels,
+        2: pixels[:, ::-1],  # mirrored left–right
+        3: pixels[::-1, ::-1],  # upside down
+        4: pixels[::-1],  # mirrored top–bottom
+        5: np.swapaxes(pixels, 0, 1),  # mirrored along the main diagonal
+        6: np.rot90(pixels, -1),  # stored turned 90° anticlockwise: turn clockwise
+        7: np.swapaxes(pixels[::-1, ::-1], 0, 1),  # mirrored along the other diagonal
+        8: np.rot90(pixels, 1),
+    }[orientation]
+    return np.ascontiguousarray(turned)
 
 
 def check_image_output(path: str | os.PathLike, *inputs: str | os.PathLike | None) -> Path:
