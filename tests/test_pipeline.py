@@ -434,3 +434,15 @@ def test_cuda_file_pipeline_batches_and_keeps_order(tmp_path, tiny_style_file):
     for frame in sink.frames:
         (expected,) = cpu([Frame(frame.index, frame.image)])
         assert np.abs(expected.output.astype(int) - frame.output.astype(int)).max() <= 3
+
+
+def test_image_folder_frames_come_in_natural_order(tmp_path):
+    import cv2
+
+    from livestyle.io.sources import ImageFolderSource
+
+    for number in (10, 2, 1, 9):
+        cv2.imwrite(str(tmp_path / f"img{number}.png"), np.full((8, 8, 3), number, np.uint8))
+    source = ImageFolderSource(tmp_path)
+    assert [p.name for p in source.files] == ["img1.png", "img2.png", "img9.png", "img10.png"]
+    assert [int(source.read().image[0, 0, 0]) for _ in range(4)] == [1, 2, 9, 10]

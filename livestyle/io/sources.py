@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import glob
 import os
+import re
 import sys
 import time
 from dataclasses import dataclass, field
@@ -311,14 +312,20 @@ class CameraSource:
         self._capture.release()
 
 
+def natural_key(path: Path) -> list:
+    """Sort key reading runs of digits as numbers: frame9.png before frame10.png."""
+    return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", path.name)]
+
+
 class ImageFolderSource:
-    """The images of a folder in name order, one frame each (never dropped); pts = frame number."""
+    """The images of a folder in natural name order (img2 before img10), one frame each (never
+    dropped); pts = frame number."""
 
     is_live = False
 
     def __init__(self, folder: str | os.PathLike, *, size: InferenceSize | None = None, rate: Fraction = Fraction(25)):
         self.folder = Path(folder)
-        self.files = sorted(p for p in self.folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        self.files = sorted((p for p in self.folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES), key=natural_key)
         if not self.files:
             raise InputError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in {self.folder}")
         self.size = size or InferenceSize()
