@@ -56,6 +56,8 @@ def build_engine(choice: ModelChoice, *, backend: str = "auto", device: str | No
                 raise BackendUnavailableError(f"--tile runs on the torch backend, not {backend!r}")
             if options.get("compile"):
                 raise BackendUnavailableError("--tile runs the network eagerly; leave out --compile")
+            if options.get("infer_scale", 1.0) != 1.0:
+                raise BackendUnavailableError("--tile runs the network at the frame's own size; leave out --infer-scale")
             from .tiling import TiledEngine
 
             return TiledEngine(model, tile=tile, device=device, fp16=fp16)

@@ -125,3 +125,6 @@ def test_image_command_tile_option(tmp_path, tiny_style_file):
     bad = CliRunner().invoke(main, ["image", str(photo), "-o", str(tmp_path / "b.png"), "--model",
                                     str(tiny_style_file), "--tile", "32", "--backend", "onnx"])
     assert bad.exit_code == 1 and "--tile runs on the torch backend" in bad.output
+    scaled = CliRunner().invoke(main, ["image", str(photo), "-o", str(tmp_path / "c.png"), "--model",
+                                       str(tiny_style_file), "--tile", "32", "--infer-scale", "0.5"])
+    assert scaled.exit_code == 1 and "leave out --infer-scale" in scaled.output  # was silently ignored
