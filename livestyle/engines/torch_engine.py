@@ -132,7 +132,9 @@ class TorchEngine:
                 self._forward(static_in)
         torch.cuda.current_stream(self.device).wait_stream(side)
         graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph):
+        # thread_local: another thread may allocate or copy on the GPU meanwhile (cam builds the next
+        # style's engine on the main thread while this one captures), which "global" mode forbids.
+        with torch.cuda.graph(graph, capture_error_mode="thread_local"):
             static_out = self._forward(static_in)
         if len(self._graphs) >= MAX_CUDA_GRAPHS:
             self._graphs.popitem(last=False)
