@@ -446,3 +446,25 @@ def test_image_folder_frames_come_in_natural_order(tmp_path):
     source = ImageFolderSource(tmp_path)
     assert [p.name for p in source.files] == ["img1.png", "img2.png", "img9.png", "img10.png"]
     assert [int(source.read().image[0, 0, 0]) for _ in range(4)] == [1, 2, 9, 10]
+
+
+def test_after_a_frame_is_refused_at_a_stop_no_later_frame_gets_through(tmp_path, monkeypatch):
+    """A frame that cannot be handed to the output stage after a stop ends the hand-over: a later
+    frame of the same batch (or the batch still in flight) would otherwise leave a gap in the
+    middle of the kept video."""
+    pipeline = Pipeline(FakeLiveSource(), InferStage(IdentityEngine()), [ListSink()])
+    frames = [Frame(i, np.zeros((4, 4, 3), np.uint8)) for i in range(6)]
+    handed = []
+
+    def put(frame, stop, **options):  # the output queue stays full for frame 2 only
+        if frame.index == 2:
+            return False
+        handed.append(frame.index)
+        return True
+
+    monkeypatch.setattr(pipeline._to_output, "put", put)
+    monkeypatch.setattr(pipeline.infer, "collect", lambda handle: handle)
+    stats = pipeline.stats.stage("infer")
+    pipeline._emit(frames[:4], stats, time.perf_counter())
+    pipeline._emit(frames[4:], stats, time.perf_counter())
+    assert handed == [0, 1]

@@ -340,6 +340,7 @@ class Pipeline:
         self.stats = PipelineStats()
         self.interrupted = False
         self.quit_requested = False
+        self._output_refused = False  # a finished frame could not be handed to the output stage
         self._errors: list[tuple[str, BaseException]] = []
         self._errors_lock = threading.Lock()
         if self.live:
@@ -436,7 +437,11 @@ class Pipeline:
         frames = self.infer.collect(handle)
         stats.add(len(frames), time.perf_counter() - t0)
         for frame in frames:
-            self._to_output.put(frame, self.stop)
+            # Once a frame could not be handed on after a stop, none after it is: a later one getting
+            # through would leave a gap in the middle of the kept video.
+            if self._output_refused or not self._to_output.put(frame, self.stop):
+                self._output_refused = True
+                return
 
     def _output(self, on_main_thread: bool, monitor: Callable[[PipelineStats], None] | None,
                 interval_s: float) -> None:
