@@ -225,3 +225,18 @@ def test_image_command_writes_a_phone_photo_upright(tmp_path, tiny_style_file):
     result = run("image", path, "-o", out, "--model", tiny_style_file)
     assert result.exit_code == 0, result.output
     assert cv2.imread(str(out)).shape[:2] == (80, 40)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["image", "{photo}", "-o", "{out}", "--model", "m.safetensors", "--strength", "-1"], "Invalid value for '--strength'"),
+    (["image", "{photo}", "-o", "{out}", "--superres", "3"], "is not 4, 8 or the name"),
+    (["image", "--bogus"], "No such option '--bogus'"),
+    (["image"], "Missing argument 'IN'"),
+    (["nosuch"], "No such command 'nosuch'"),
+])
+def test_bad_options_are_one_line_with_exit_2(tmp_path, photo, args, message):
+    args = [a.format(photo=photo, out=tmp_path / "out.png") for a in args]
+    result = run(*args)
+    assert result.exit_code == 2, result.output
+    assert result.output.count("\n") == 1 and result.output.startswith("livestyle: error: ")
+    assert message in result.output and "--help" in result.output

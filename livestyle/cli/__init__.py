@@ -1,6 +1,7 @@
 """The `livestyle` command: a thin click layer over the library.
 
-Every `LivestyleError` becomes one line on stderr and exit status 1; Ctrl-C exits with 130.
+Every `LivestyleError` becomes one line on stderr and exit status 1; a bad option or argument one
+line and exit status 2 (click's usage errors); Ctrl-C exits with 130.
 """
 from __future__ import annotations
 
@@ -21,6 +22,12 @@ class LivestyleGroup(click.Group):
         except LivestyleError as exc:
             click.echo(f"livestyle: error: {exc}", err=True)
             sys.exit(1)
+        except click.ClickException as exc:  # a bad option value, a missing argument, an unknown command
+            where = getattr(exc, "ctx", None)
+            hint = f" (see '{where.command_path} --help')" if isinstance(exc, click.UsageError) and where else ""
+            message = " ".join(exc.format_message().split())
+            click.echo(f"livestyle: error: {message}{hint}", err=True)
+            sys.exit(exc.exit_code)
         except KeyboardInterrupt:
             click.echo("livestyle: interrupted", err=True)
             sys.exit(130)
