@@ -339,3 +339,27 @@ def test_a_raw_stream_without_timestamps_keeps_its_frame_rate(tmp_path, tiny_sty
     result = run("video", raw, "-o", out, "--model", tiny_style_file, "--no-progress")
     assert result.exit_code == 0, result.output
     assert read_clip(out)["seconds"] == pytest.approx([i / 10 for i in range(12)], abs=1e-3)
+
+
+def test_sigterm_stops_like_ctrl_c_and_keeps_a_playable_partial_file(tmp_path, tiny_style_file, monkeypatch):
+    """`timeout`, `kill`, systemd and `docker stop` send SIGTERM: it used to kill the run, leaving a
+    hidden, unplayable temporary file and no partial video."""
+    from livestyle.io.sinks import VideoFileSink
+
+    clip = make_clip(tmp_path / "long.mp4", frames=40, size=(64, 48), fps=30)
+    out = tmp_path / "out.mp4"
+    real_write = VideoFileSink.write
+
+    def write_then_terminate(self, frame):
+        if self.frames_written == 8:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return real_write(self, frame)
+
+    monkeypatch.setattr(VideoFileSink, "write", write_then_terminate)
+    result = run("video", clip, "-o", out, "--model", tiny_style_file, "--no-progress")
+    assert result.exit_code == 128 + signal.SIGTERM, result.stderr
+    kept = partial_path(out)
+    assert 8 <= len(read_clip(kept)["frames"]) < 40
+    assert "stopped by SIGTERM" in result.stderr and str(kept) in result.stderr
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".out.")]
+    assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL  # restored after the run

@@ -1,6 +1,7 @@
 """`livestyle cam`: live style transfer from a camera, stream or file, in a window or headless."""
 from __future__ import annotations
 
+import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -155,4 +156,7 @@ def command(source, style, model_file, superres, variant, device, fp16, backend,
     if record and sinks[-1].final_path is not None:
         click.echo(f"recorded {sinks[-1].frames_written} frames to {sinks[-1].final_path}", err=True)
     if result.status == "interrupted":
+        if pipeline.stop_signal not in (None, signal.SIGINT):
+            click.echo(f"livestyle: stopped by {signal.Signals(pipeline.stop_signal).name}", err=True)
+            raise SystemExit(128 + pipeline.stop_signal)
         raise KeyboardInterrupt

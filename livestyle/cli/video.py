@@ -1,6 +1,7 @@
 """`livestyle video`: a whole video file through a style or SR model, sound and timestamps kept."""
 from __future__ import annotations
 
+import signal
 from pathlib import Path
 
 import click
@@ -111,8 +112,12 @@ def command(input_path, output, style, model_file, superres, variant, device, fp
     click.echo(f"{choice.name} ({engine.name}): {result.stats.summary()}", err=True)
     if result.status == "interrupted":
         kept = f"the playable part is in {sink.final_path}" if sink.final_path else "nothing was written"
-        click.echo(f"livestyle: interrupted after {result.stats.frames_out} frames; {kept}", err=True)
-        raise SystemExit(130)  # said once, here (a KeyboardInterrupt would add a second line)
+        if to_folder:
+            kept = f"{sink.frames_written} frames are in {output}" if sink.frames_written else "nothing was written"
+        how = signal.Signals(pipeline.stop_signal or signal.SIGINT)
+        said = "interrupted" if how == signal.SIGINT else f"stopped by {how.name}"
+        click.echo(f"livestyle: {said} after {result.stats.frames_out} frames; {kept}", err=True)
+        raise SystemExit(128 + how)  # said once, here (a KeyboardInterrupt would add a second line)
     audio_note = ""
     carrier = getattr(sink, "audio", None)
     if carrier is not None:

@@ -33,6 +33,9 @@ from .sources import Frame
 
 POLL_S = 0.05  # how often a waiting thread looks at the stop event
 JOIN_TIMEOUT_S = 1.0
+# Signals that stop a run the way Ctrl-C does, keeping what was written: Ctrl-C, and the polite kill
+# that `timeout`, `kill`, systemd and `docker stop` send.
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 INFER_JOIN_TIMEOUT_S = 30.0  # one frame of a big model on a slow CPU
 DEFAULT_QUEUE_SIZE = 8
 
@@ -326,8 +329,8 @@ class InferStage:
 class Pipeline:
     """source → infer → sinks on threads with bounded queues, one stop event and one error path.
 
-    ``run()`` blocks until the input ends, a sink asks to quit, Ctrl-C (SIGINT, caught while running on
-    the main thread) or an error; it closes the sinks with the run's status and the source, then
+    ``run()`` blocks until the input ends, a sink asks to quit, Ctrl-C or a polite kill (SIGINT,
+    SIGTERM: caught while running on the main thread; ``stop_signal`` says which) or an error; it closes the sinks with the run's status and the source, then
     returns a :class:`PipelineResult` or re-raises the first stage error.
     """
 
@@ -339,6 +342,7 @@ class Pipeline:
         self.stop = threading.Event()
         self.stats = PipelineStats()
         self.interrupted = False
+        self.stop_signal: int | None = None  # the signal that stopped the run (SIGINT, SIGTERM)
         self.quit_requested = False
         self._output_refused = False  # a finished frame could not be handed to the output stage
         self._errors: list[tuple[str, BaseException]] = []
@@ -484,22 +488,24 @@ class Pipeline:
             self._fail("output", exc)
 
     # -- running ------------------------------------------------------------------------------------
-    def _on_sigint(self, signum, frame) -> None:
-        # Later presses change nothing: the run is already finishing the frames in flight and the file
+    def _on_stop_signal(self, signum, frame) -> None:
+        # Later signals change nothing: the run is already finishing the frames in flight and the file
         # (bounded by the join timeouts), and tearing that apart would cost the frames the user keeps.
+        if not self.interrupted:
+            self.stop_signal = signum
         self.interrupted = True
         self.stop.set()
 
     def run(self, monitor: Callable[[PipelineStats], None] | None = None, *, interval_s: float = 0.1) -> PipelineResult:
         """Run to the end; ``monitor(stats)`` is called every ``interval_s`` on the calling thread."""
         on_main = threading.current_thread() is threading.main_thread()
-        previous_handler = signal.signal(signal.SIGINT, self._on_sigint) if on_main else None
+        previous = {sig: signal.signal(sig, self._on_stop_signal) for sig in STOP_SIGNALS} if on_main else {}
         try:
             return self._run(monitor, interval_s)
         finally:
             # Restored only now: a Ctrl-C while the sinks close (encoder flush) must not tear them apart.
-            if previous_handler is not None:
-                signal.signal(signal.SIGINT, previous_handler)
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
 
     def _run(self, monitor: Callable[[PipelineStats], None] | None, interval_s: float) -> PipelineResult:
         output_on_main = any(getattr(s, "needs_main_thread", False) for s in self.sinks)
