@@ -30,7 +30,7 @@ from torch import nn
 from ._files import atomic_output, write_json_and_markdown
 from .engines import create_engine, resolve_device
 from .engines.benchmark import cpu_model
-from .errors import InsufficientMemoryError
+from .errors import InsufficientMemoryError, is_out_of_memory
 from .gatys import GatysConfig, optimize_image
 from .models import transform_net
 from .objective import ObjectiveConfig, build_objective
@@ -280,8 +280,7 @@ def _out_of_memory_is_an_error(size: int, device: torch.device) -> Iterator[None
     try:
         yield
     except RuntimeError as exc:  # torch.OutOfMemoryError is a RuntimeError; CPU failures are plain ones
-        text = str(exc).lower()
-        if not (isinstance(exc, torch.OutOfMemoryError) or "memory" in text or "allocate" in text):
+        if not is_out_of_memory(exc):
             raise
         raise InsufficientMemoryError(f"out of memory timing {size}² images on {device}; "
                                       "try smaller --sizes") from exc

@@ -47,3 +47,14 @@ class EngineOptionError(LivestyleError):
 
 class InsufficientMemoryError(LivestyleError):
     """A computation needs more memory (GPU or CPU) than is free; a smaller size may fit."""
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """Whether ``exc`` is a failed allocation: torch's OutOfMemoryError (CUDA), MemoryError, or a
+    library's runtime error that says so (torch on the CPU, ONNX Runtime's bad_alloc)."""
+    if isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError":
+        return True
+    from_a_library = isinstance(exc, RuntimeError) or type(exc).__module__.startswith("onnxruntime")
+    text = str(exc).lower()
+    return from_a_library and any(word in text for word in ("memory", "allocat", "bad_alloc"))
+

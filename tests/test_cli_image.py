@@ -240,3 +240,26 @@ def test_bad_options_are_one_line_with_exit_2(tmp_path, photo, args, message):
     assert result.exit_code == 2, result.output
     assert result.output.count("\n") == 1 and result.output.startswith("livestyle: error: ")
     assert message in result.output and "--help" in result.output
+
+
+@pytest.mark.parametrize("failure", [RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried to "
+                                                  "allocate 6593445888 bytes"), MemoryError()])
+def test_out_of_memory_is_one_line_with_a_way_out(tmp_path, photo, tiny_style_file, monkeypatch, failure):
+    import livestyle.cli.image as image_cli
+
+    def runs_out(engine, image):
+        raise failure
+
+    monkeypatch.setattr(image_cli, "stylize_image", runs_out)
+    result = run("image", photo, "-o", tmp_path / "out.png", "--model", tiny_style_file)
+    assert result.exit_code == 1
+    assert result.output.strip() == ("livestyle: error: not enough memory to run tiny_style on a 30×21 image; "
+                                     "try --tile 512 (or a smaller image)")
+
+
+def test_other_engine_failures_are_not_called_out_of_memory():
+    from livestyle.errors import is_out_of_memory
+
+    assert not is_out_of_memory(RuntimeError("expected input with 3 channels"))
+    assert not is_out_of_memory(ValueError("memory"))  # not a runtime failure of a library
+    assert is_out_of_memory(RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB"))

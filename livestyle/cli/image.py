@@ -6,6 +6,7 @@ import click
 from ..catalog import choose_model
 from ..chain import build_engine
 from ..effects import FramePostprocess
+from ..errors import InsufficientMemoryError, is_out_of_memory
 from ..io.images import check_image_output, read_image, write_image
 from ..stylize import stylize_image
 from .options import device_options, effect_options, model_options, say_when_compiling, style_variant
@@ -75,7 +76,14 @@ def command(input_path, output, style, model_file, superres, variant, device, fp
     engine = build_engine(choice, backend=backend, device=device, fp16=fp16, tile=tile,
                           infer_scale=infer_scale, upsample=upsample, compile=compile_net)
     say_when_compiling(compile_net)
-    result = stylize_image(engine, image)
+    try:
+        result = stylize_image(engine, image)
+    except Exception as exc:  # noqa: BLE001 - only a failed allocation is turned into a message
+        if not is_out_of_memory(exc):
+            raise
+        h, w = image.rgb.shape[:2]
+        raise InsufficientMemoryError(f"not enough memory to run {choice.name} on a {w}×{h} image; "
+                                      "try --tile 512 (or a smaller image)") from exc
     post = FramePostprocess(strength=strength, preserve_colors=preserve_colors)
     if not post.is_identity:
         result.rgb = post(image.rgb, result.rgb)
