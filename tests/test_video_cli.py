@@ -70,6 +70,11 @@ def test_frames_to_an_image_folder(tmp_path, clip, tiny_style_file):
     assert result.exit_code == 0, result.output
     files = sorted(out.glob("frame_*.png"))
     assert len(files) == 15
+    # Again into the same folder: refused before any work, the earlier frames untouched.
+    before = [f.read_bytes() for f in files]
+    again = run("video", clip, "-o", out, "--model", tiny_style_file, "--size", "16x12", "--no-progress")
+    assert again.exit_code == 1 and "already holds frames (frame_000000.png and 14 more)" in again.output
+    assert [f.read_bytes() for f in sorted(out.glob("frame_*.png"))] == before
 
 
 def test_video_refuses_to_overwrite_its_input(clip, tiny_style_file):

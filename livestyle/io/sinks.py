@@ -254,7 +254,8 @@ class VideoFileSink:
 
 
 class ImageFolderSink:
-    """Writes each output frame as ``frame_NNNNNN.png`` into a folder (created if missing)."""
+    """Writes each output frame as ``frame_NNNNNN.png`` into a folder (created if missing; one that
+    already holds such frames is refused)."""
 
     needs_main_thread = False
 
@@ -264,6 +265,10 @@ class ImageFolderSink:
             self.folder.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise OutputError(f"cannot create {self.folder}: {exc.strerror}") from exc
+        earlier = sorted(self.folder.glob("frame_*.png"))
+        if earlier:  # new frames would overwrite some of them and sit among the rest
+            raise OutputError(f"{self.folder} already holds frames ({earlier[0].name} and {len(earlier) - 1} more); "
+                              "choose a new or empty folder")
         self.frames_written = 0
         self.final_path = self.folder
 
