@@ -212,7 +212,7 @@ class TiledEngine:
         self.stats_size = stats_size or self.tile + 2 * self.margin
         self.device = resolve_device(device) if not isinstance(device, torch.device) else device
         if fp16 and self.device.type != "cuda":
-            raise BackendUnavailableError("--fp16 needs a CUDA device; this run is on the CPU")
+            raise BackendUnavailableError("--tile runs FP16 on CUDA only; leave out --fp16 on the CPU")
         self.dtype = torch.float16 if fp16 else torch.float32
         net, self.norms = with_stats_instance_norm(model)
         # A style net's border margin belongs to the whole frame: added once around it here, not

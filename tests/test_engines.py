@@ -145,7 +145,7 @@ def test_auto_on_a_bf16_cpu_runs_style_nets_in_bf16_and_sr_nets_in_fp32(monkeypa
 
 
 def test_onnx_engine_fp16_needs_cuda(export_cache):
-    with pytest.raises(BackendUnavailableError, match="CUDA"):
+    with pytest.raises(BackendUnavailableError, match="CUDA only; on the CPU, --fp16 means BF16 with the torch backend"):
         create_engine(tiny_style(), backend="onnx", device="cpu", fp16=True, cache_dir=export_cache)
 
 

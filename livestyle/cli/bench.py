@@ -48,7 +48,8 @@ def report_name(ctx, param, value: str | None) -> str | None:
 @click.option("--backend", "backends", default="torch", show_default=True, callback=name_list,
               help="Feed-forward engine backend(s), comma-separated (auto, torch, onnx, tensorrt).")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
-@click.option("--fp16", is_flag=True, help="Half-precision feed-forward engines (CUDA only).")
+@click.option("--fp16", is_flag=True, help="Half-precision feed-forward engines: FP16 on CUDA, BF16 with torch on CPUs "
+              "with AVX512-BF16 or AMX.")
 @click.option("--loss-net", type=click.Choice(list(LOSS_NETWORKS)), default="vgg16", show_default=True,
               help="Loss network of the Gatys baseline (vgg16 is the paper's, so times compare with its table).")
 @click.option(WEIGHTS_OPTION, "loss_net_weights", type=click.Path(dir_okay=False), default=None,

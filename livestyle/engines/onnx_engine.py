@@ -69,7 +69,8 @@ class OnnxRuntimeEngine:
                          for p in gpu] + ["CPUExecutionProvider"]
         else:
             if fp16:
-                raise BackendUnavailableError("--fp16 needs a CUDA device; this run is on the CPU")
+                raise BackendUnavailableError("ONNX Runtime runs FP16 on CUDA only; on the CPU, --fp16 means BF16 "
+                                              "with the torch backend (--backend torch or auto)")
             providers = ["CPUExecutionProvider"]
         path = Path(onnx_path) if onnx_path else cached_onnx(model, cache_dir=cache_dir, fp16=fp16, rewrite=rewrite)
         self.session = ort.InferenceSession(str(path), sess_options=session_options(ort, threads=threads, spinning=spinning),
