@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -254,6 +255,8 @@ def choose_model(*, style: str | None = None, model_file: str | os.PathLike | No
         name = Path(model_file).stem
     elif style is not None:
         entry = catalog.get(style, task="style", variant=variant)
+        if entry.name != style and entry.variant != variant:  # a plain name, and only the other variant is here
+            warnings.warn(f"no {variant} model of {style!r} is installed; running {entry.name}", stacklevel=2)
         model, name = catalog.load(entry), entry.name
     else:
         entry = catalog.superres(superres)

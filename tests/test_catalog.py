@@ -1,4 +1,5 @@
 import json
+import warnings
 
 import pytest
 import torch
@@ -110,7 +111,12 @@ def test_plain_style_name_falls_back_to_its_small_variant(tmp_path):
     sha = save_model_file(transform_net(width=4, blocks=1), tmp_path / "wave_small.safetensors")
     catalog = make_catalog(tmp_path, [{"name": "wave_small", "task": "style", "arch": {"width": 4, "blocks": 1},
                                        "file": "wave_small.safetensors", "sha256": sha, "variant": "small"}])
-    assert choose_model(style="wave", catalog=catalog).name == "wave_small"
+    with pytest.warns(UserWarning, match="no full model of 'wave' is installed; running wave_small"):
+        assert choose_model(style="wave", catalog=catalog).name == "wave_small"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # asked for by its own name, or for the variant there is: no warning
+        assert choose_model(style="wave_small", catalog=catalog).name == "wave_small"
+        assert choose_model(style="wave", catalog=catalog, variant="small").name == "wave_small"
     with pytest.raises(UnknownModelError, match="known: wave_small"):
         choose_model(style="wav", catalog=catalog)
 
