@@ -312,7 +312,7 @@ def import_tensorrt():
     except ImportError:
         raise BackendUnavailableError(
             "TensorRT is not installed (pip install 'livestyle[trt]' from NVIDIA's package index, "
-            "on a machine with an NVIDIA GPU); use --backend torch or onnx") from None
+            "on a machine with an NVIDIA GPU); run with --backend torch or onnx, or export --format onnx") from None
     return tensorrt
 
 
