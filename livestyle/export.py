@@ -18,6 +18,7 @@ import io
 import json
 import os
 import re
+import stat
 import tempfile
 import warnings
 from dataclasses import asdict, dataclass
@@ -236,10 +237,25 @@ def writable_cache_dir(folder: str | os.PathLike) -> Path:
         reason = exc.strerror or str(exc)
     if reason is None:
         return folder
-    fallback = Path(tempfile.mkdtemp(prefix="livestyle-export-"))
-    warnings.warn(f"export cache {folder} cannot be used ({reason}); exporting to {fallback} for this run "
+    fallback = _fallback_cache_dir()
+    warnings.warn(f"export cache {folder} cannot be used ({reason}); exporting to {fallback} instead "
                   f"(set ${ENV_CACHE_DIR} to a writable folder to keep exports)", stacklevel=2)
     return fallback
+
+
+def _fallback_cache_dir() -> Path:
+    """This user's own cache folder in the temporary folder, the same for every run (a new folder per
+    run would leave a full export behind each time); a fresh one where that name is not ours."""
+    folder = Path(tempfile.gettempdir()) / f"livestyle-cache-{os.getuid() if hasattr(os, 'getuid') else 'user'}"
+    try:
+        folder.mkdir(mode=0o700, exist_ok=True)
+        info = folder.lstat()
+        ours = stat.S_ISDIR(info.st_mode) and (not hasattr(os, "getuid") or info.st_uid == os.getuid())
+        if ours and os.access(folder, os.W_OK | os.X_OK):
+            return folder
+    except OSError:
+        pass
+    return Path(tempfile.mkdtemp(prefix="livestyle-export-"))
 
 
 def cached_onnx(model: nn.Module, *, cache_dir: str | os.PathLike | None = None, fp16: bool = False,

@@ -382,6 +382,13 @@ def test_unwritable_export_cache_falls_back_to_a_temporary_folder(style_model_fi
                                            str(style_model_file), "--backend", "onnx", "--device", "cpu"])
     assert result.exit_code == 0, result.output
     assert (tmp_path / "out.png").is_file()
+    # A second run uses the same fallback folder (a new one per run left a full export behind each time).
+    from livestyle.export import writable_cache_dir
+
+    with pytest.warns(UserWarning, match="cannot be used"):
+        first = writable_cache_dir(blocker / "cache")
+    with pytest.warns(UserWarning, match="cannot be used"):
+        assert writable_cache_dir(blocker / "cache") == first and first.is_dir()
 
     result = CliRunner().invoke(main, ["export", "--model", str(style_model_file)])
     assert result.exit_code == 1 and "cannot create output folder" in result.output
