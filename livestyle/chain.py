@@ -50,7 +50,9 @@ def build_engine(choice: ModelChoice, *, backend: str = "auto", device: str | No
                 raise BackendUnavailableError("--tile needs a PyTorch model; an ONNX file cannot be tiled")
             if options.get("compile"):
                 raise BackendUnavailableError("--compile needs a PyTorch model; an ONNX file runs in ONNX Runtime")
-            return TorchEngine(model, device=torch.device("cpu"))  # onnxruntime runs it on the CPU
+            engine = TorchEngine(model, device=torch.device("cpu"))  # onnxruntime runs it on the CPU
+            engine.name = "onnxruntime-cpu-fp32"  # what runs, not the shell around it
+            return engine
         if tile:
             if backend not in ("auto", "torch"):
                 raise BackendUnavailableError(f"--tile runs on the torch backend, not {backend!r}")

@@ -285,3 +285,11 @@ def test_onnx_files_cannot_be_compiled(onnx_file):
     net = load_community_file(onnx_file[1])
     with pytest.raises(BackendUnavailableError, match="--compile needs a PyTorch model"):
         build_engine(ModelChoice(name="candy", task="style", model=net), compile=True)
+
+
+def test_an_onnx_file_run_directly_is_named_for_onnx_runtime(onnx_file):
+    from livestyle.catalog import ModelChoice
+    from livestyle.chain import build_engine
+
+    engine = build_engine(ModelChoice(name="candy", task="style", model=load_community_file(onnx_file[1])))
+    assert engine.name == "onnxruntime-cpu-fp32"  # not the torch shell it runs in
