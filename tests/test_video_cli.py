@@ -19,6 +19,21 @@ def run(*args):
     return CliRunner().invoke(main, [str(a) for a in args])
 
 
+def signal_while_writing(monkeypatch, signum: int, at_frame: int) -> None:
+    """Send this process ``signum`` as the video sink is about to write frame ``at_frame``, as if the
+    user pressed Ctrl-C (or a service manager stopped the run) at that moment."""
+    from livestyle.io.sinks import VideoFileSink
+
+    real_write = VideoFileSink.write
+
+    def write(self, frame):
+        if self.frames_written == at_frame:
+            os.kill(os.getpid(), signum)
+        return real_write(self, frame)
+
+    monkeypatch.setattr(VideoFileSink, "write", write)
+
+
 @pytest.fixture
 def clip(tmp_path) -> Path:
     return make_clip(tmp_path / "in.mp4", frames=15, size=(64, 48), fps=10)
@@ -153,18 +168,9 @@ def test_damaged_packets_are_skipped_and_reported(tmp_path, tiny_style_file):
 
 def test_ctrl_c_keeps_a_playable_partial_file(tmp_path, tiny_style_file, monkeypatch):
     """SIGINT while `livestyle video` writes: exit 130, NAME.partial.mp4 holds the frames done, playable."""
-    from livestyle.io.sinks import VideoFileSink
-
     clip = make_clip(tmp_path / "long.mp4", frames=60, size=(64, 48), fps=30)
     out = tmp_path / "out.mp4"
-    real_write = VideoFileSink.write
-
-    def write_then_interrupt(self, frame):
-        if self.frames_written == 20:
-            os.kill(os.getpid(), signal.SIGINT)  # as if the user pressed Ctrl-C now
-        return real_write(self, frame)
-
-    monkeypatch.setattr(VideoFileSink, "write", write_then_interrupt)
+    signal_while_writing(monkeypatch, signal.SIGINT, 20)
     result = run("video", clip, "-o", out, "--model", tiny_style_file, "--no-progress")
     assert result.exit_code == 130, result.stderr
     kept = partial_path(out)
@@ -271,18 +277,9 @@ def test_a_file_that_cannot_be_finished_is_an_error_not_a_silent_loss(tmp_path, 
 
 def test_ctrl_c_never_keeps_the_partial_file_over_the_input(tmp_path, tiny_style_file, monkeypatch):
     """Input ``clip.partial.mp4``, output ``clip.mp4``: the interrupted run's file gets another name."""
-    from livestyle.io.sinks import VideoFileSink
-
     clip = make_clip(tmp_path / "clip.partial.mp4", frames=40, size=(64, 48), fps=30)
     before = clip.read_bytes()
-    real_write = VideoFileSink.write
-
-    def write_then_interrupt(self, frame):
-        if self.frames_written == 5:
-            os.kill(os.getpid(), signal.SIGINT)
-        return real_write(self, frame)
-
-    monkeypatch.setattr(VideoFileSink, "write", write_then_interrupt)
+    signal_while_writing(monkeypatch, signal.SIGINT, 5)
     result = run("video", clip, "-o", tmp_path / "clip.mp4", "--model", tiny_style_file, "--no-progress")
     assert result.exit_code == 130, result.stderr
     assert clip.read_bytes() == before
@@ -349,18 +346,9 @@ def test_a_raw_stream_without_timestamps_keeps_its_frame_rate(tmp_path, tiny_sty
 def test_sigterm_stops_like_ctrl_c_and_keeps_a_playable_partial_file(tmp_path, tiny_style_file, monkeypatch):
     """`timeout`, `kill`, systemd and `docker stop` send SIGTERM: it used to kill the run, leaving a
     hidden, unplayable temporary file and no partial video."""
-    from livestyle.io.sinks import VideoFileSink
-
     clip = make_clip(tmp_path / "long.mp4", frames=40, size=(64, 48), fps=30)
     out = tmp_path / "out.mp4"
-    real_write = VideoFileSink.write
-
-    def write_then_terminate(self, frame):
-        if self.frames_written == 8:
-            os.kill(os.getpid(), signal.SIGTERM)
-        return real_write(self, frame)
-
-    monkeypatch.setattr(VideoFileSink, "write", write_then_terminate)
+    signal_while_writing(monkeypatch, signal.SIGTERM, 8)
     result = run("video", clip, "-o", out, "--model", tiny_style_file, "--no-progress")
     assert result.exit_code == 128 + signal.SIGTERM, result.stderr
     kept = partial_path(out)

@@ -111,9 +111,12 @@ def command(input_path, output, style, model_file, superres, variant, device, fp
             click.echo(f"livestyle: warning: {input_path}: {report.describe()}", err=True)
     click.echo(f"{choice.name} ({engine.name}): {result.stats.summary()}", err=True)
     if result.status == "interrupted":
-        kept = f"the playable part is in {sink.final_path}" if sink.final_path else "nothing was written"
-        if to_folder:
-            kept = f"{sink.frames_written} frames are in {output}" if sink.frames_written else "nothing was written"
+        if not sink.frames_written:
+            kept = "nothing was written"
+        elif to_folder:
+            kept = f"{sink.frames_written} frames are in {output}"
+        else:
+            kept = f"the playable part is in {sink.final_path}"
         how = signal.Signals(pipeline.stop_signal or signal.SIGINT)
         said = "interrupted" if how == signal.SIGINT else f"stopped by {how.name}"
         click.echo(f"livestyle: {said} after {result.stats.frames_out} frames; {kept}", err=True)

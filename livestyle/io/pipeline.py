@@ -330,7 +330,8 @@ class Pipeline:
     """source → infer → sinks on threads with bounded queues, one stop event and one error path.
 
     ``run()`` blocks until the input ends, a sink asks to quit, Ctrl-C or a polite kill (SIGINT,
-    SIGTERM: caught while running on the main thread; ``stop_signal`` says which) or an error; it closes the sinks with the run's status and the source, then
+    SIGTERM: caught while running on the main thread; ``stop_signal`` says which) or an error; it
+    closes the sinks with the run's status and the source, then
     returns a :class:`PipelineResult` or re-raises the first stage error.
     """
 
