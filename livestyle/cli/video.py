@@ -12,6 +12,11 @@ X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium"
                 "placebo")
 
 
+def frames(count: int) -> str:
+    """'1 frame', '2 frames'."""
+    return f"{count} frame{'' if count == 1 else 's'}"
+
+
 def inference_size_options(f):
     """--size WxH | --scale F: the resolution frames are resized to before inference."""
     f = click.option("--scale", type=float, default=None,
@@ -114,12 +119,12 @@ def command(input_path, output, style, model_file, superres, variant, device, fp
         if not sink.frames_written:
             kept = "nothing was written"
         elif to_folder:
-            kept = f"{sink.frames_written} frames are in {output}"
+            kept = f"{frames(sink.frames_written)} in {output}"
         else:
             kept = f"the playable part is in {sink.final_path}"
         how = signal.Signals(pipeline.stop_signal or signal.SIGINT)
         said = "interrupted" if how == signal.SIGINT else f"stopped by {how.name}"
-        click.echo(f"livestyle: {said} after {result.stats.frames_out} frames; {kept}", err=True)
+        click.echo(f"livestyle: {said} after {frames(result.stats.frames_out)}; {kept}", err=True)
         raise SystemExit(128 + how)  # said once, here (a KeyboardInterrupt would add a second line)
     audio_note = ""
     carrier = getattr(sink, "audio", None)
