@@ -78,6 +78,9 @@ class Catalog:
 
     def __init__(self, folder: str | os.PathLike | None = None):
         self.folder = Path(folder) if folder else default_weights_dir()
+        if not folder and os.environ.get(ENV_WEIGHTS_DIR) and not self.folder.is_dir():
+            # A typo here would otherwise look like an install without models.
+            raise WeightsError(f"${ENV_WEIGHTS_DIR} is {self.folder}, which is not a folder")
         path = self.folder / CATALOG_FILE
         self.entries: dict[str, ModelEntry] = {}
         if path.is_file():

@@ -191,3 +191,16 @@ def test_add_catalog_entry_checks_the_catalog_before_copying_the_model(tmp_path,
         add_catalog_entry(folder, entry, model)
     assert sorted(p.name for p in folder.iterdir()) == ["catalog.json"]  # no stray copy
     assert (folder / "catalog.json").read_text() == text
+
+
+def test_a_weights_folder_variable_naming_no_folder_is_an_error(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from livestyle.cli import main
+
+    monkeypatch.setenv("LIVESTYLE_WEIGHTS_DIR", str(tmp_path / "typo"))
+    result = CliRunner().invoke(main, ["styles"])
+    assert result.exit_code == 1
+    assert result.output.strip() == f"livestyle: error: $LIVESTYLE_WEIGHTS_DIR is {tmp_path / 'typo'}, which is not a folder"
+    monkeypatch.setenv("LIVESTYLE_WEIGHTS_DIR", str(tmp_path))  # a folder without a catalog: an empty install
+    assert CliRunner().invoke(main, ["styles"]).exit_code == 0
