@@ -16,6 +16,8 @@ import copy
 import json
 import math
 import os
+import signal
+import threading
 import time
 import warnings
 from collections.abc import Callable
@@ -437,6 +439,34 @@ def _write_preview(path: Path, rgb: np.ndarray) -> None:
     write_image(path, Image(rgb.astype(np.float32)))
 
 
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C during training: the step in progress was finished and the checkpoint written."""
+
+
+class _StopBetweenSteps:
+    """Ctrl-C (SIGINT) asks the training loop to stop after the step in progress (an interrupt inside
+    the optimizer's update would leave the weights half-updated, not fit to checkpoint); a second
+    press stops at once. Only on the main thread, where Python delivers signals."""
+
+    def __init__(self):
+        self.requested = False
+        self._previous = None
+
+    def install(self) -> None:
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._on_sigint)
+
+    def uninstall(self) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+            self._previous = None
+
+    def _on_sigint(self, signum, frame) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+
+
 def train_loop(task: _Task, recipe_dict: dict, *, iterations: int, lr: float, seed: int, device: torch.device,
                options: RunOptions, data_info: dict,
                on_log: Callable[[int, dict[str, float]], None] | None = None) -> TrainingResult:
@@ -502,7 +532,9 @@ def train_loop(task: _Task, recipe_dict: dict, *, iterations: int, lr: float, se
     run_start = window_start = time.perf_counter()
     window_images = 0
     step = start_step
+    stop = _StopBetweenSteps()
     try:
+        stop.install()
         for step in range(start_step + 1, iterations + 1):
             batch = task.batch(generator)
             optimizer.zero_grad(set_to_none=True)
@@ -534,7 +566,7 @@ def train_loop(task: _Task, recipe_dict: dict, *, iterations: int, lr: float, se
                 task.model.eval()  # as at inference: batch norms use (and do not update) their running statistics
                 _write_preview(Path(options.preview_dir) / f"{task.name}_{step:07d}.png", task.preview())
                 task.model.train()
-            if out_of_time:
+            if out_of_time or stop.requested:
                 break
             if options.checkpoint and options.checkpoint_every and step % options.checkpoint_every == 0 \
                     and step != iterations:
@@ -542,12 +574,17 @@ def train_loop(task: _Task, recipe_dict: dict, *, iterations: int, lr: float, se
                 checkpoint(step, elapsed_before + time.perf_counter() - run_start,
                            images_before + (step - start_step) * task.batch_size)
     finally:
+        stop.uninstall()
         bar.close()
     _synchronize(device)
     seconds = time.perf_counter() - run_start
     images = (step - start_step) * task.batch_size
     if options.checkpoint:
         checkpoint(step, elapsed_before + seconds, images_before + images)
+    if stop.requested:
+        kept = (f"checkpoint at step {step} in {options.checkpoint}; --resume continues" if options.checkpoint
+                else "no checkpoint was asked for (--checkpoint FILE keeps a run's progress)")
+        raise TrainingInterrupted(f"stopped after step {step} of {iterations}; {kept}")
     tail = {k: v[-10:] for k, v in history.items() if k != "step"}
     final = {k: float(np.mean(v)) for k, v in tail.items() if v}
     extra = {"layout_timings_ms": layout_timings} if layout_timings else {}

@@ -93,6 +93,38 @@ def test_checkpoint_then_resume_equals_uninterrupted_run(style_image, dataset, l
                                                                       "resume": True}))
 
 
+def test_ctrl_c_finishes_the_step_keeps_a_checkpoint_and_resume_continues(style_image, dataset, lossnet_weights,
+                                                                         tmp_path):
+    """Ctrl-C at step 4: the step ends, the checkpoint is written (it used to be the last periodic
+    one, up to --checkpoint-every steps back), the message says where; resuming gives the same
+    weights as a run never interrupted."""
+    import os
+    import signal
+
+    from livestyle.train import TrainingInterrupted
+
+    torch.set_num_threads(1)
+    whole = train_style(tiny_recipe(style_image, dataset, lossnet_weights, iterations=8),
+                        tmp_path / "whole.safetensors", FAST)
+    ckpt = tmp_path / "run.ckpt"
+    out = tmp_path / "part.safetensors"
+    options = RunOptions(**{**FAST.__dict__, "checkpoint": str(ckpt)})
+
+    def press_ctrl_c(step, values):
+        if step == 4:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    with pytest.raises(TrainingInterrupted, match=f"stopped after step 4 of 8; checkpoint at step 4 in {ckpt}; "
+                                                  "--resume continues"):
+        train_style(tiny_recipe(style_image, dataset, lossnet_weights, iterations=8), out, options,
+                    on_log=press_ctrl_c)
+    assert not out.exists() and signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    resumed = train_style(tiny_recipe(style_image, dataset, lossnet_weights, iterations=8), out,
+                          RunOptions(**{**options.__dict__, "resume": True}))
+    for (key, a), b in zip(whole.model.state_dict().items(), resumed.model.state_dict().values()):
+        assert torch.equal(a, b), key
+
+
 def test_a_resumed_run_keeps_its_precision(style_image, dataset, lossnet_weights, tmp_path):
     torch.set_num_threads(1)
     ckpt = str(tmp_path / "run.ckpt")

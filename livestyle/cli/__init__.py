@@ -28,8 +28,8 @@ class LivestyleGroup(click.Group):
             message = " ".join(exc.format_message().split())
             click.echo(f"livestyle: error: {message}{hint}", err=True)
             sys.exit(exc.exit_code)
-        except KeyboardInterrupt:
-            click.echo("livestyle: interrupted", err=True)
+        except KeyboardInterrupt as exc:  # some say what was kept (training: where its checkpoint is)
+            click.echo(f"livestyle: interrupted: {exc}" if str(exc) else "livestyle: interrupted", err=True)
             sys.exit(130)
 
 
