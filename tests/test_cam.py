@@ -206,6 +206,7 @@ def test_style_cycle_holds_one_model_per_style(two_style_catalog):
 def test_single_model_file_has_nothing_to_switch_to(tmp_path, tiny_style_file, monkeypatch):
     from livestyle.cli.cam import StyleCycle, style_choices
 
+    (tmp_path / "empty").mkdir()  # a catalog folder without models
     monkeypatch.setenv("LIVESTYLE_WEIGHTS_DIR", str(tmp_path / "empty"))
     choices, index = style_choices(None, str(tiny_style_file), None, "style")
     assert choices == [{"model_file": str(tiny_style_file)}]
