@@ -263,3 +263,11 @@ def test_other_engine_failures_are_not_called_out_of_memory():
     assert not is_out_of_memory(RuntimeError("expected input with 3 channels"))
     assert not is_out_of_memory(ValueError("memory"))  # not a runtime failure of a library
     assert is_out_of_memory(RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB"))
+
+
+def test_optimize_settings_without_optimize_are_refused(tmp_path, photo, tiny_style_file):
+    """They used to be ignored silently (only --style-image was refused)."""
+    result = run("image", photo, "-o", tmp_path / "out.png", "--model", tiny_style_file, "--iters", "5", "--size", "64")
+    assert result.exit_code == 2
+    assert "--iters, --size are --optimize settings; a model does not use them" in result.output
+    assert not (tmp_path / "out.png").exists()

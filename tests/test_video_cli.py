@@ -225,6 +225,11 @@ def test_eval_video_reports_flicker(tmp_path, clip, tiny_style_file):
     assert report["frames"] == 15 and report["flicker"] >= report["flicker_stabilized"] >= 0
 
 
+def test_eval_video_refuses_a_superres_model(clip, tiny_sr_file):
+    result = run("eval", "video", clip, "--model", tiny_sr_file)
+    assert result.exit_code == 1 and "is a superres model; eval video needs a style model" in result.output
+
+
 def test_output_video_gets_the_usual_permissions(tmp_path, clip, tiny_style_file):
     out = tmp_path / "perm.mp4"
     assert run("video", clip, "-o", out, "--model", tiny_style_file, "--no-progress").exit_code == 0

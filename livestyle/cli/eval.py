@@ -166,6 +166,7 @@ def video(input_path, style, model_file, max_frames, size, scale, device, backen
     from ..catalog import choose_model
     from ..chain import build_engine
     from ..engines import batch_to_frames, frames_to_batch
+    from ..errors import UnknownModelError
     from ..evaluate import compare_flicker
     from ..io.sources import VideoFileSource
     from .video import inference_size
@@ -174,6 +175,8 @@ def video(input_path, style, model_file, max_frames, size, scale, device, backen
     if out_dir:
         check_output_folder(out_dir)  # now, not after the evaluation
     choice = choose_model(style=style, model_file=model_file)
+    if choice.task != "style":  # the flicker score compares outputs with the input's own flow
+        raise UnknownModelError(f"{choice.name} is a {choice.task} model; eval video needs a style model")
     engine = build_engine(choice, backend=backend, device=device)
     source = VideoFileSource(input_path, size=inference_size(size, scale))
 

@@ -70,6 +70,12 @@ def command(input_path, output, style, model_file, superres, variant, device, fp
         return
     if optimize["style_image"]:
         raise click.UsageError("--style-image needs --optimize (a model's style is fixed when it is trained)")
+    context = click.get_current_context()
+    given = [f"--{name.replace('_', '-')}" for name in optimize
+             if context.get_parameter_source(name) is not click.core.ParameterSource.DEFAULT]
+    if given:
+        what = "is an --optimize setting" if len(given) == 1 else "are --optimize settings"
+        raise click.UsageError(f"{', '.join(given)} {what}; a model does not use {'it' if len(given) == 1 else 'them'}")
     image = read_image(input_path)
     choice = choose_model(style=style, model_file=model_file, superres=superres,
                           variant=style_variant(variant, device))
