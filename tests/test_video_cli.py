@@ -92,6 +92,15 @@ def test_frames_to_an_image_folder(tmp_path, clip, tiny_style_file):
     assert [f.read_bytes() for f in sorted(out.glob("frame_*.png"))] == before
 
 
+def test_a_folder_name_with_a_dot_ending_in_a_slash_gets_png_frames(tmp_path, clip, tiny_style_file):
+    out = tmp_path / "frames_v1.5"
+    plain = run("video", clip, "-o", out, "--model", tiny_style_file, "--no-progress")
+    assert plain.exit_code == 1 and "end a folder's name with / for PNG frames" in plain.output
+    result = run("video", clip, "-o", f"{out}/", "--model", tiny_style_file, "--size", "32x24", "--no-progress")
+    assert result.exit_code == 0, result.output
+    assert len(list(out.glob("frame_*.png"))) == 15
+
+
 def test_video_refuses_to_overwrite_its_input(clip, tiny_style_file):
     result = run("video", clip, "-o", clip, "--model", tiny_style_file)
     assert result.exit_code == 1

@@ -1,6 +1,7 @@
 """`livestyle video`: a whole video file through a style or SR model, sound and timestamps kept."""
 from __future__ import annotations
 
+import os
 import signal
 from pathlib import Path
 
@@ -43,7 +44,8 @@ def inference_size(size: str | None, scale: float | None):
 @click.command("video")
 @click.argument("input_path", metavar="IN", type=click.Path())
 @click.option("-o", "--output", required=True, type=click.Path(),
-              help="Output video (.mp4, .mkv, .mov, .webm), or a folder for PNG frames (a name without extension).")
+              help="Output video (.mp4, .mkv, .mov, .webm), or a folder for PNG frames (a name without extension, "
+                   "or ending in /).")
 @model_options
 @device_options
 @inference_size_options
@@ -74,7 +76,8 @@ def command(input_path, output, style, model_file, superres, variant, device, fp
     from ..io.sinks import ImageFolderSink, VideoFileSink
     from ..io.sources import open_video_source
 
-    to_folder = Path(output).suffix == ""
+    # A folder of PNG frames: a name without extension, an existing folder, or one ending in "/".
+    to_folder = Path(output).suffix == "" or Path(output).is_dir() or output.endswith(("/", os.sep))
     if not to_folder:
         check_output_path(output, input_path)
     elif Path(input_path).exists() and Path(output).resolve() == Path(input_path).resolve():

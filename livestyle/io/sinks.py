@@ -348,7 +348,8 @@ def _format_for(path: Path) -> str | None:
     aliases = {"mkv": "matroska", "m4v": "mp4", "ts": "mpegts"}
     name = aliases.get(suffix, suffix)
     if name not in av.formats_available:
-        raise OutputError(f"cannot write {path}: unknown video format {path.suffix!r} (use .mp4, .mkv, .mov or .webm)")
+        raise OutputError(f"cannot write {path}: unknown video format {path.suffix!r} (use .mp4, .mkv, .mov or "
+                          ".webm; end a folder's name with / for PNG frames)")
     return name
 
 
