@@ -3,6 +3,7 @@ CUDA graphs per input shape, optional torch.compile, optional exact rewrites (re
 from __future__ import annotations
 
 import copy
+import logging
 import os
 import warnings
 from collections import OrderedDict
@@ -100,6 +101,8 @@ class TorchEngine:
             # Static shapes: dynamic recompilation was 4.6× slower at 1080p on an H100 (DESIGN.md).
             # With CUDA graphs wanted, let inductor capture them ("reduce-overhead") instead of us.
             use_persistent_compile_cache(cache_dir)
+            if not torch.cuda.is_available():  # its C++ builder logs a CUDA_HOME notice on every compile
+                logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
             mode = "reduce-overhead" if self.cuda_graphs else None
             self._forward = torch.compile(self.model, dynamic=False, mode=mode)
             self.cuda_graphs = False
