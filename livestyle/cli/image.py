@@ -74,8 +74,9 @@ def command(input_path, output, style, model_file, superres, variant, device, fp
     given = [f"--{name.replace('_', '-')}" for name in optimize
              if context.get_parameter_source(name) is not click.core.ParameterSource.DEFAULT]
     if given:
-        what = "is an --optimize setting" if len(given) == 1 else "are --optimize settings"
-        raise click.UsageError(f"{', '.join(given)} {what}; a model does not use {'it' if len(given) == 1 else 'them'}")
+        what = "is an --optimize setting; a model does not use it" if len(given) == 1 else \
+            "are --optimize settings; a model does not use them"
+        raise click.UsageError(f"{', '.join(given)} {what}")
     image = read_image(input_path)
     choice = choose_model(style=style, model_file=model_file, superres=superres,
                           variant=style_variant(variant, device))
