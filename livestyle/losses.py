@@ -23,12 +23,13 @@ def feature_loss(features: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 def gram_matrix(features: torch.Tensor) -> torch.Tensor:
     """Gram matrix, paper eq. (3): G_j(x)_{c,c'} = Σ_{h,w} φ(x)_{h,w,c} φ(x)_{h,w,c'} / (C_j H_j W_j).
 
-    (N, C, H, W) → (N, C, C). Computed in float32 whatever the input dtype: the sums of H·W
-    products overflow float16 on large frames.
+    (N, C, H, W) → (N, C, C). Computed in float32 whatever the input dtype, autocast included (which
+    would run the product in float16 again): the sums of H·W products overflow float16.
     """
     n, c, h, w = features.shape
-    flat = features.reshape(n, c, h * w).float()
-    return torch.bmm(flat, flat.transpose(1, 2)) / (c * h * w)
+    with torch.autocast(features.device.type, enabled=False):
+        flat = features.reshape(n, c, h * w).float()
+        return torch.bmm(flat, flat.transpose(1, 2)) / (c * h * w)
 
 
 def style_loss(gram: torch.Tensor, target_gram: torch.Tensor) -> torch.Tensor:

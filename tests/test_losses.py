@@ -45,3 +45,13 @@ def test_gram_in_float32_for_half_inputs():
     g = gram_matrix(f)
     assert g.dtype == torch.float32 and torch.isfinite(g).all()
     assert g[0, 0, 0].item() == pytest.approx(200.0 ** 2 / 4)
+
+
+def test_gram_stays_float32_under_fp16_autocast():
+    """Autocast runs bmm in float16 whatever its inputs, and these sums (≈3.7e6) overflow it: `train
+    --amp fp16` ended every style run with 'loss became inf'."""
+    features = torch.full((1, 8, 64, 64), 30.0)
+    with torch.autocast("cpu", dtype=torch.float16):
+        gram = gram_matrix(features)
+    assert gram.dtype == torch.float32 and torch.isfinite(gram).all()
+    torch.testing.assert_close(gram, torch.full((1, 8, 8), 900.0 / 8))

@@ -392,3 +392,14 @@ def test_superres_learning_rate_follows_the_network():
     assert SuperResRecipe(dataset="d").resolved().lr == 1e-4  # bicubic skip: 1e-3 overshoots
     assert SuperResRecipe(dataset="d", residual=False).resolved().lr == 1e-3  # the paper's network
     assert SuperResRecipe(dataset="d", lr=3e-4).resolved().lr == 3e-4
+
+
+def test_style_taps_alone_get_only_their_own_default_weights(style_image, dataset, lossnet_weights):
+    """--style-taps fire2,fire3 used to fail: the default weights of conv1, fire4 and fire5 came along."""
+    from livestyle.train import style_objective_config
+
+    config = style_objective_config(tiny_recipe(style_image, dataset, lossnet_weights,
+                                                objective=ObjectiveConfig(style_taps=("fire2", "fire3"))))
+    assert config.style_taps == ("fire2", "fire3") and set(config.style_tap_weights) == {"fire2", "fire3"}
+    everything = style_objective_config(tiny_recipe(style_image, dataset, lossnet_weights))
+    assert set(everything.style_tap_weights) == {"conv1", "fire2", "fire3", "fire4", "fire5"}
