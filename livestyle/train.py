@@ -442,31 +442,37 @@ def _write_preview(path: Path, rgb: np.ndarray) -> None:
 
 
 class TrainingInterrupted(KeyboardInterrupt):
-    """Ctrl-C during training: the step in progress was finished and the checkpoint written."""
+    """Ctrl-C or SIGTERM during training: the step in progress was finished and the checkpoint written."""
+
+    def __init__(self, message: str, signum: int = signal.SIGINT):
+        super().__init__(message)
+        self.signum = signum
 
 
 class _StopBetweenSteps:
-    """Ctrl-C (SIGINT) asks the training loop to stop after the step in progress (an interrupt inside
+    """Ctrl-C or SIGTERM asks the training loop to stop after the step in progress (an interrupt inside
     the optimizer's update would leave the weights half-updated, not fit to checkpoint); a second
-    press stops at once. Only on the main thread, where Python delivers signals."""
+    Ctrl-C stops at once. Only on the main thread, where Python delivers signals."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
     def __init__(self):
-        self.requested = False
-        self._previous = None
+        self.requested: int | None = None  # the signal that asked
+        self._previous: dict = {}
 
     def install(self) -> None:
         if threading.current_thread() is threading.main_thread():
-            self._previous = signal.signal(signal.SIGINT, self._on_sigint)
+            self._previous = {sig: signal.signal(sig, self._on_signal) for sig in self.SIGNALS}
 
     def uninstall(self) -> None:
-        if self._previous is not None:
-            signal.signal(signal.SIGINT, self._previous)
-            self._previous = None
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+        self._previous = {}
 
-    def _on_sigint(self, signum, frame) -> None:
-        if self.requested:
+    def _on_signal(self, signum, frame) -> None:
+        if self.requested and signum == signal.SIGINT:
             raise KeyboardInterrupt
-        self.requested = True
+        self.requested = self.requested or signum
 
 
 def train_loop(task: _Task, recipe_dict: dict, *, iterations: int, lr: float, seed: int, device: torch.device,
@@ -586,7 +592,7 @@ def train_loop(task: _Task, recipe_dict: dict, *, iterations: int, lr: float, se
     if stop.requested:
         kept = (f"checkpoint at step {step} in {options.checkpoint}; --resume continues" if options.checkpoint
                 else "no checkpoint was asked for (--checkpoint FILE keeps a run's progress)")
-        raise TrainingInterrupted(f"stopped after step {step} of {iterations}; {kept}")
+        raise TrainingInterrupted(f"stopped after step {step} of {iterations}; {kept}", stop.requested)
     tail = {k: v[-10:] for k, v in history.items() if k != "step"}
     final = {k: float(np.mean(v)) for k, v in tail.items() if v}
     extra = {"layout_timings_ms": layout_timings} if layout_timings else {}
@@ -785,11 +791,8 @@ def _write_entry(output: Path, entry: dict) -> dict:
     return entry
 
 
-def add_catalog_entry(catalog: str | os.PathLike, entry: dict, model_file: str | os.PathLike | None = None) -> Path:
-    """Add ``entry`` to a catalog.json (a folder or the file), replacing one of the same name. Returns the file.
-
-    ``model_file``: copied into the catalog's folder (as ``entry["file"]``) where it is not there yet.
-    """
+def _read_catalog(catalog: str | os.PathLike) -> tuple[Path, dict, list[dict]]:
+    """(catalog.json path, its record, its models) for a catalog folder or file; a missing file is empty."""
     path = Path(catalog)
     if path.is_dir() or path.suffix != ".json":
         path = path / CATALOG_FILE
@@ -804,6 +807,26 @@ def add_catalog_entry(catalog: str | os.PathLike, entry: dict, model_file: str |
     models = records.get("models") if isinstance(records, dict) else None
     if not isinstance(models, list) or not all(isinstance(m, dict) for m in models):
         raise TrainingError(f"catalog {path} is not a JSON object with a 'models' list of objects")
+    return path, records, models
+
+
+def check_catalog_entry(catalog: str | os.PathLike, name: str, file_name: str) -> None:
+    """Before training: the catalog is readable, and its file ``file_name`` belongs to no other entry
+    (copying the new model there would break that entry, a shipped model say)."""
+    path, _, models = _read_catalog(catalog)
+    owner = next((m.get("name") for m in models if m.get("file") == file_name and m.get("name") != name), None)
+    if owner is not None:
+        raise TrainingError(f"{path.parent / file_name} is the model of catalog entry {owner!r}; "
+                            "choose another -o file name")
+
+
+def add_catalog_entry(catalog: str | os.PathLike, entry: dict, model_file: str | os.PathLike | None = None) -> Path:
+    """Add ``entry`` to a catalog.json (a folder or the file), replacing one of the same name. Returns the file.
+
+    ``model_file``: copied into the catalog's folder (as ``entry["file"]``) where it is not there yet.
+    """
+    check_catalog_entry(catalog, entry["name"], entry["file"])
+    path, records, models = _read_catalog(catalog)
     # The model is copied only once the catalog is known to be good (no stray copy beside a bad catalog).
     if model_file is not None:
         import shutil

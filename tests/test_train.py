@@ -119,10 +119,30 @@ def test_ctrl_c_finishes_the_step_keeps_a_checkpoint_and_resume_continues(style_
         train_style(tiny_recipe(style_image, dataset, lossnet_weights, iterations=8), out, options,
                     on_log=press_ctrl_c)
     assert not out.exists() and signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
     resumed = train_style(tiny_recipe(style_image, dataset, lossnet_weights, iterations=8), out,
                           RunOptions(**{**options.__dict__, "resume": True}))
     for (key, a), b in zip(whole.model.state_dict().items(), resumed.model.state_dict().values()):
         assert torch.equal(a, b), key
+
+
+def test_sigterm_stops_training_after_the_step_with_a_checkpoint(style_image, dataset, lossnet_weights, tmp_path):
+    """`timeout`, `kill` and service managers send SIGTERM: it used to end the run with no checkpoint."""
+    import os
+    import signal
+
+    from livestyle.train import TrainingInterrupted
+
+    ckpt = tmp_path / "run.ckpt"
+
+    def terminate(step, values):
+        if step == 2:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    with pytest.raises(TrainingInterrupted, match="stopped after step 2 of 8; checkpoint at step 2") as caught:
+        train_style(tiny_recipe(style_image, dataset, lossnet_weights, iterations=8), tmp_path / "m.safetensors",
+                    RunOptions(**{**FAST.__dict__, "checkpoint": str(ckpt)}), on_log=terminate)
+    assert caught.value.signum == signal.SIGTERM and ckpt.is_file()
 
 
 def test_a_resumed_run_keeps_its_precision(style_image, dataset, lossnet_weights, tmp_path):
@@ -386,6 +406,30 @@ def test_add_catalog_entry_replaces_in_place(tmp_path):
     add_catalog_entry(tmp_path, record("b", "new"))
     models = json.loads((tmp_path / "catalog.json").read_text())["models"]
     assert [m["name"] for m in models] == ["a", "b", "c"] and models[1]["description"] == "new"
+
+
+def test_a_catalog_file_owned_by_another_entry_is_never_overwritten(tmp_path, style_image, dataset,
+                                                                    lossnet_weights):
+    """`train -o other/foo.safetensors --name bar --catalog cat` copied the new model over entry foo's
+    file (a shipped model, say); now refused before any training."""
+    catalog = tmp_path / "cat"
+    catalog.mkdir()
+    (catalog / "foo.safetensors").write_bytes(b"foo's weights")
+    add_catalog_entry(catalog, {"name": "foo", "task": "style", "arch": {}, "file": "foo.safetensors",
+                                "sha256": "0" * 64})
+    elsewhere = tmp_path / "other"
+    elsewhere.mkdir()
+    args = ["train", "style", "--style-image", str(style_image), "--dataset", str(dataset), "-o",
+            str(elsewhere / "foo.safetensors"), "--name", "bar", "--catalog", str(catalog), "--iterations", "2",
+            "--width", "4", "--blocks", "1", "--image-size", "32", "--loss-net-weights", str(lossnet_weights),
+            "--device", "cpu", "--no-progress"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 1 and "is the model of catalog entry 'foo'; choose another -o file name" in result.output
+    assert (catalog / "foo.safetensors").read_bytes() == b"foo's weights"
+    assert not (elsewhere / "foo.safetensors").exists()  # refused before any work
+    with pytest.raises(TrainingError, match="catalog entry 'foo'"):
+        add_catalog_entry(catalog, {"name": "bar", "task": "style", "arch": {}, "file": "foo.safetensors",
+                                    "sha256": "1" * 64})
 
 
 def test_superres_learning_rate_follows_the_network():

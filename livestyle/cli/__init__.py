@@ -5,6 +5,7 @@ line and exit status 2 (click's usage errors); Ctrl-C exits with 130.
 """
 from __future__ import annotations
 
+import signal
 import sys
 import warnings
 
@@ -30,7 +31,7 @@ class LivestyleGroup(click.Group):
             sys.exit(exc.exit_code)
         except KeyboardInterrupt as exc:  # some say what was kept (training: where its checkpoint is)
             click.echo(f"livestyle: interrupted: {exc}" if str(exc) else "livestyle: interrupted", err=True)
-            sys.exit(130)
+            sys.exit(128 + getattr(exc, "signum", signal.SIGINT))  # 130; 143 where SIGTERM stopped it
 
 
 @click.group(cls=LivestyleGroup, context_settings={"help_option_names": ["-h", "--help"]})

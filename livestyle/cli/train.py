@@ -119,6 +119,14 @@ def _run_options(output, *, device, amp, channels_last, checkpoint, checkpoint_e
                       preview_every=preview_every, progress=not no_progress, time_limit_s=time_limit)
 
 
+def _check_catalog(catalog: str | None, name: str | None, output: str) -> None:
+    """Before any work: the entry this run will add to --catalog can be added (see check_catalog_entry)."""
+    if catalog:
+        from ..train import check_catalog_entry
+
+        check_catalog_entry(catalog, name or Path(output).stem, Path(output).name)
+
+
 def _report(result, output, catalog) -> None:
     from ..train import add_catalog_entry
 
@@ -186,6 +194,7 @@ def style_command(style_image, dataset, output, batch_size, lr, data_limit, seed
     options = _run_options(output, device=device, amp=amp, channels_last=channels_last, checkpoint=checkpoint,
                            checkpoint_every=checkpoint_every, resume=resume, preview_dir=preview_dir,
                            preview_every=preview_every, no_progress=no_progress, time_limit=time_limit)
+    _check_catalog(catalog, name, output)
     result = train_style(recipe, output, options, name=name, variant=variant, quality_images=list(quality_images),
                          gatys_iterations=gatys_iterations, init=init)
     _report(result, output, catalog)
@@ -234,5 +243,6 @@ def superres_command(scale, loss, dataset, output, batch_size, lr, data_limit, s
     options = _run_options(output, device=device, amp=amp, channels_last=channels_last, checkpoint=checkpoint,
                            checkpoint_every=checkpoint_every, resume=resume, preview_dir=preview_dir,
                            preview_every=preview_every, no_progress=no_progress, time_limit=time_limit)
+    _check_catalog(catalog, name, output)
     result = train_superres(recipe, output, options, name=name, quality_sets=sets or None, init=init)
     _report(result, output, catalog)
