@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import math
 import os
+import zipfile
+import zlib
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -68,8 +70,10 @@ def read_pack(path: str | os.PathLike) -> list[tuple[str, bytes]]:
             encoded, offsets, names = pack["encoded"], pack["offsets"], pack["names"]
     except OSError as exc:
         raise InputError(f"cannot read image pack {path}: {exc}") from exc
-    except ValueError as exc:  # not an .npz, or one holding pickled objects (never loaded)
-        raise InputError(f"{path} is not a livestyle image pack (bench/pack_data.py writes them)") from exc
+    except (ValueError, EOFError, zipfile.BadZipFile, zlib.error) as exc:  # not an .npz, a truncated one, or one
+        # holding pickled objects (never loaded)
+        raise InputError(f"{path} is not a livestyle image pack, or it is truncated (bench/pack_data.py writes "
+                         "them)") from exc
     return [(str(n), encoded[offsets[i]:offsets[i + 1]].tobytes()) for i, n in enumerate(names)]
 
 

@@ -172,6 +172,10 @@ class PerceptualObjective(nn.Module):
         """Compute the target Grams G_j(y_s) of a (1, 3, H, W) [0, 1] style image (kept as (1, C, C))."""
         if style_image.dim() == 3:
             style_image = style_image.unsqueeze(0)
+        h, w = style_image.shape[-2:]
+        if min(h, w) < self.lossnet.min_side:
+            raise InputError(f"the style image is {w}×{h} px as used; the loss network's taps need sides of at "
+                             f"least {self.lossnet.min_side} px (a larger style size, or a less elongated image)")
         features = self.lossnet(style_image.to(self._device(), torch.float32))
         self.target_grams = {t: gram_matrix(features[t]).detach() for t in self.style_taps}
 

@@ -68,6 +68,16 @@ def test_not_a_pack(tmp_path):
     for name in ("other.npz", "text.npz", "objects.npz"):
         with pytest.raises(InputError, match="not a livestyle image pack"):
             decode_images(tmp_path / name)
+
+
+def test_a_truncated_pack_is_an_input_error(photo_folder, tmp_path):
+    """A pack cut short (an interrupted copy) raised zipfile.BadZipFile as a traceback."""
+    pack = tmp_path / "pack.npz"
+    write_pack(((p.name, p.read_bytes()) for p in sorted(photo_folder.rglob("*.png"))), pack)
+    cut = tmp_path / "cut.npz"
+    cut.write_bytes(pack.read_bytes()[: pack.stat().st_size // 2])
+    with pytest.raises(InputError, match="not a livestyle image pack, or it is truncated"):
+        decode_images(cut)
     with pytest.raises(InputError, match="is a file; give a folder of photos"):
         decode_images(__file__)  # this test file
 

@@ -188,3 +188,15 @@ def test_image_optimize_missing_loss_net_weights(tmp_path):
     result = run("image", photo, "-o", tmp_path / "o.png", "--optimize", "--style-image", photo,
                  "--loss-net-weights", tmp_path / "nope.safetensors")
     one_line_error(result, "loss-network weights file not found")
+
+
+def test_a_style_image_too_small_for_the_taps_is_an_input_error():
+    """Training and `eval style` reached the loss network with it and failed with a traceback."""
+    from livestyle.objective import ObjectiveConfig, build_objective
+
+    objective = build_objective(ObjectiveConfig(style_weight=1.0), None, pretrained=False)
+    small = objective.lossnet.min_side - 1
+    with pytest.raises(InputError, match=f"the style image is 400×{small} px as used; .* at least {small + 1} px"):
+        objective.set_style(torch.rand(1, 3, small, 400))
+    objective.set_style(torch.rand(1, 3, small + 1, 400))  # just enough
+
