@@ -91,6 +91,29 @@ def test_eval_superres_cli_with_a_model(hr_folder, tiny_sr_file, empty_catalog):
     assert "ours: tiny_sr" in result.output and "No ×4" not in result.output
 
 
+def test_eval_superres_models_never_replace_each_other_or_bicubic(hr_folder, tiny_sr_file, empty_catalog, tmp_path):
+    """A file called bicubic.safetensors replaced the bicubic baseline in the table; two files of one
+    name left one of them unevaluated."""
+    import shutil
+
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    files = [shutil.copy(tiny_sr_file, tmp_path / "a" / "bicubic.safetensors"),
+             shutil.copy(tiny_sr_file, tmp_path / "a" / "x4.safetensors"),
+             shutil.copy(tiny_sr_file, tmp_path / "b" / "x4.safetensors")]
+    args = ["eval", "superres", "--dataset", str(hr_folder), "--scale", "4", "--device", "cpu", "--out",
+            str(tmp_path / "r")]
+    for f in files:
+        args += ["--model", str(f)]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    data = json.loads(next((tmp_path / "r").glob("*.json")).read_text())
+    assert data["models"] == ["bicubic-2", "x4", "x4-2"]
+    scores = data["results"]["Set5"]
+    assert set(scores) == {"bicubic", "bicubic-2", "x4", "x4-2"}
+    assert scores["bicubic"]["psnr"] != scores["bicubic-2"]["psnr"]  # the baseline is still bicubic
+
+
 def test_eval_superres_cli_rejects_wrong_scale_and_empty_folder(hr_folder, tiny_sr_file, tmp_path, empty_catalog):
     result = CliRunner().invoke(main, ["eval", "superres", "--dataset", str(hr_folder), "--scale", "8",
                                        "--model", str(tiny_sr_file)])
@@ -222,3 +245,14 @@ def test_eval_style_and_video_name_only_their_own_model_options(tmp_path, tiny_s
             result = CliRunner().invoke(main, args + extra)
             assert result.exit_code == 2 and "choose exactly one of --style NAME, --model FILE" in result.output
             assert "--superres" not in result.output, result.output
+
+
+def test_eval_superres_keeps_both_sets_of_one_folder_name(hr_folder, empty_catalog, tmp_path):
+    import shutil
+
+    other = shutil.copytree(hr_folder, tmp_path / "elsewhere" / "Set5")
+    result = CliRunner().invoke(main, ["eval", "superres", "--dataset", str(hr_folder), "--dataset", str(other),
+                                       "--scale", "4", "--out", str(tmp_path / "r"), "--name", "both"])
+    assert result.exit_code == 0, result.output
+    data = json.loads((tmp_path / "r" / "both.json").read_text())
+    assert sorted(data["results"]) == sorted([str(hr_folder), str(other)])  # one used to overwrite the other

@@ -44,7 +44,12 @@ def superres(datasets, scale, model_files, blur, device, out_dir, stem):
     upscalers = {"bicubic": bicubic_upscaler(scale)}
     models = []
     if model_files:
-        models = [(Path(f).stem, load_model_file(f)[0]) for f in model_files]
+        for f in model_files:
+            label, n = Path(f).stem, 1
+            while label in upscalers or label in (m for m, _ in models):  # bicubic.safetensors, or two x4.safetensors
+                n += 1
+                label = f"{Path(f).stem}-{n}"
+            models.append((label, load_model_file(f)[0]))
     else:
         catalog = Catalog()
         for name in catalog.names("superres"):
@@ -63,10 +68,17 @@ def superres(datasets, scale, model_files, blur, device, out_dir, stem):
     click.echo(markdown)
     if out_dir:
         data = {"scale": scale, "protocol": protocol_note(scale, blur), "models": [n for n, _ in models],
-                "results": {Path(f).name: {m: s.to_dict() for m, s in r.items()} for f, r in results.items()}}
+                "results": {_set_label(f, datasets): {m: s.to_dict() for m, s in r.items()}
+                            for f, r in results.items()}}
         stem = stem or f"eval-superres-x{scale}-" + "-".join(Path(f).name for f in datasets)
         paths = write_json_and_markdown(out_dir, stem, data, f"# Super-resolution ×{scale}\n\n" + markdown)
         click.echo("wrote " + ", ".join(map(str, paths)), err=True)
+
+
+def _set_label(folder: str, folders: tuple[str, ...]) -> str:
+    """A data set's name in the report: its folder's name, or its path where two folders share a name."""
+    same_name = [f for f in folders if Path(f).name == Path(folder).name]
+    return Path(folder).name if len(same_name) == 1 else str(folder)
 
 
 @command.command("style")
