@@ -4,6 +4,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import math
 import os
 import secrets
 from collections.abc import Iterator
@@ -80,13 +81,26 @@ def check_output_folder(folder: str | os.PathLike) -> Path:
     return folder
 
 
+def _strict_json(value):
+    """``value`` with every non-finite float as None: JSON has no Infinity or NaN (Python writes them,
+    strict parsers refuse the file). An exact reconstruction's PSNR is such an infinity."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _strict_json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_strict_json(v) for v in value]
+    return value
+
+
 def write_json_and_markdown(folder: str | os.PathLike, stem: str, data: dict, markdown: str) -> list[Path]:
     """Write ``<stem>.json`` and ``<stem>.md`` into ``folder`` (created), each atomically; returns both paths."""
     folder = check_output_folder(folder)
     paths = [folder / f"{stem}.json", folder / f"{stem}.md"]
     try:
         with atomic_output(paths[0]) as tmp:
-            tmp.write_text(json.dumps(data, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+            text = json.dumps(_strict_json(data), indent=1, ensure_ascii=False, allow_nan=False)
+            tmp.write_text(text + "\n", encoding="utf-8")
         with atomic_output(paths[1]) as tmp:
             tmp.write_text(markdown, encoding="utf-8")
     except OSError as exc:

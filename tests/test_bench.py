@@ -192,3 +192,17 @@ def test_other_runtime_errors_while_timing_are_not_called_memory(monkeypatch):
     monkeypatch.setattr(bench, "time_gatys", fail)
     with pytest.raises(RuntimeError, match="shape mismatch"):
         run_bench(BenchConfig(sizes=(24,), iterations=(1,), backends=("torch",), device="cpu", width=2, blocks=0))
+
+
+def test_reports_are_strict_json_even_with_an_infinite_psnr(tmp_path):
+    """An exact reconstruction has PSNR = inf; Python wrote `Infinity`, which strict JSON parsers refuse."""
+    import json
+
+    from livestyle._files import write_json_and_markdown
+
+    json_path, _ = write_json_and_markdown(tmp_path, "r", {"psnr": float("inf"), "rows": [1.5, float("nan")]}, "")
+
+    def refuse(name):
+        raise ValueError(f"not JSON: {name}")
+
+    assert json.loads(json_path.read_text(), parse_constant=refuse) == {"psnr": None, "rows": [1.5, None]}
