@@ -622,9 +622,11 @@ def _load_bank(dataset: str, device: torch.device, *, short_side: int | None, mi
     return bank, {"images": len(decoded), "skipped": decoded.skipped, "enlarged": decoded.enlarged}
 
 
-def check_run_files(output: str | os.PathLike, options: RunOptions, inputs: list[str | os.PathLike | None]) -> Path:
+def check_run_files(output: str | os.PathLike, options: RunOptions, inputs: list[str | os.PathLike | None],
+                    dataset: str | os.PathLike | None = None) -> Path:
     """Before any work: the model, its entry (OUT.json), the checkpoint and the preview folder can be
-    written and overwrite neither an input nor each other."""
+    written and overwrite neither an input nor each other; previews do not go into ``dataset`` (where
+    a later run, or a resume, would train on them)."""
     output = Path(output)
     if output.suffix != ".safetensors":
         raise OutputError(f"{output}: a model file must end in .safetensors (its entry goes beside it as .json)")
@@ -638,6 +640,10 @@ def check_run_files(output: str | os.PathLike, options: RunOptions, inputs: list
         check_output_path(checkpoint, *inputs)
     if options.preview_dir and options.preview_every:
         folder = Path(options.preview_dir)
+        if dataset is not None and Path(dataset).is_dir() and \
+                Path(dataset).resolve() in (folder.resolve(), *folder.resolve().parents):
+            raise OutputError(f"preview folder {folder} is inside the training photos {dataset}, which would then "
+                              "hold the previews; choose --preview-dir (or -o) elsewhere")
         try:
             folder.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -662,7 +668,7 @@ def train_style(recipe: StyleRecipe, output: str | os.PathLike, options: RunOpti
     from .io.images import read_image
 
     output = check_run_files(output, options, [recipe.style_image, recipe.dataset, init, recipe.loss_net_weights,
-                                               *(quality_images or ())])
+                                               *(quality_images or ())], dataset=recipe.dataset)
     _check_learning_rate(recipe.lr)
     if not Path(recipe.style_image).is_file():
         raise InputError(f"style image not found: {recipe.style_image}")
@@ -718,7 +724,7 @@ def train_superres(recipe: SuperResRecipe, output: str | os.PathLike, options: R
     from .evaluate import dataset_images
 
     recipe = recipe.resolved()
-    output = check_run_files(output, options, [recipe.dataset, init, recipe.loss_net_weights])
+    output = check_run_files(output, options, [recipe.dataset, init, recipe.loss_net_weights], dataset=recipe.dataset)
     _check_learning_rate(recipe.lr)
     for folder in (quality_sets or {}).values():  # checked now: a bad folder should fail before training
         dataset_images(folder)

@@ -11,7 +11,7 @@ from samples import smooth_image
 from livestyle import Catalog, load_model_file
 from livestyle._files import sha256_of
 from livestyle.cli import main
-from livestyle.errors import TrainingError
+from livestyle.errors import OutputError, TrainingError
 from livestyle.models.lossnets import ENV_WEIGHTS
 from livestyle.objective import ObjectiveConfig
 from livestyle.train import RunOptions, StyleRecipe, SuperResRecipe, add_catalog_entry, train_style, train_superres
@@ -430,6 +430,15 @@ def test_a_catalog_file_owned_by_another_entry_is_never_overwritten(tmp_path, st
     with pytest.raises(TrainingError, match="catalog entry 'foo'"):
         add_catalog_entry(catalog, {"name": "bar", "task": "style", "arch": {}, "file": "foo.safetensors",
                                     "sha256": "1" * 64})
+
+
+def test_previews_never_go_into_the_training_photos(style_image, dataset, lossnet_weights):
+    """-o inside the photo folder put OUT_previews/ there, and a resumed run trained on the previews."""
+    options = RunOptions(**{**FAST.__dict__, "preview_dir": str(dataset / "m_previews"), "preview_every": 1})
+    with pytest.raises(OutputError, match="is inside the training photos"):
+        train_style(tiny_recipe(style_image, dataset, lossnet_weights, iterations=2), dataset / "m.safetensors",
+                    options)
+    assert not (dataset / "m_previews").exists() and not (dataset / "m.safetensors").exists()
 
 
 def test_superres_learning_rate_follows_the_network():
