@@ -413,9 +413,14 @@ def load_checkpoint(path: str | os.PathLike) -> dict:
 
 
 def _recipe_identity(recipe: dict) -> dict:
-    """The recipe fields that must match for a resume to continue the same run (iterations may grow;
-    the inference margin does not change training)."""
-    return {k: v for k, v in recipe.items() if k not in ("iterations", "margin")}
+    """The recipe fields that must match for a resume to continue the same run: iterations may grow,
+    the inference margin does not change training, the checkpoint replaces --init's weights, and a
+    path is the same however it is spelled (``./photos/`` or absolute)."""
+    same = {k: v for k, v in recipe.items() if k not in ("iterations", "margin", "init")}
+    for key in ("dataset", "style_image", "loss_net_weights"):
+        if isinstance(same.get(key), str):
+            same[key] = os.path.realpath(same[key])
+    return same
 
 
 def load_initial_weights(model: nn.Module, path: str | os.PathLike) -> dict:

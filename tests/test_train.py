@@ -145,6 +145,21 @@ def test_sigterm_stops_training_after_the_step_with_a_checkpoint(style_image, da
     assert caught.value.signum == signal.SIGTERM and ckpt.is_file()
 
 
+def test_resume_takes_the_same_paths_spelled_otherwise_and_needs_no_init_again(style_image, dataset, lossnet_weights,
+                                                                               tmp_path):
+    """`--dataset ./photos/` against an absolute path, or a resume without repeating --init, was
+    refused as 'another run'."""
+    first = tmp_path / "first.safetensors"
+    train_style(tiny_recipe(style_image, dataset, lossnet_weights, iterations=2), first, FAST)
+    ckpt = str(tmp_path / "run.ckpt")
+    options = RunOptions(**{**FAST.__dict__, "checkpoint": ckpt})
+    train_style(tiny_recipe(style_image, dataset, lossnet_weights, iterations=2), tmp_path / "m.safetensors", options,
+                init=str(first))
+    respelled = tiny_recipe(style_image, f"{dataset}/../{dataset.name}/", lossnet_weights, iterations=4)
+    resumed = train_style(respelled, tmp_path / "m.safetensors", RunOptions(**{**options.__dict__, "resume": True}))
+    assert resumed.steps == 4
+
+
 def test_a_resumed_run_keeps_its_precision(style_image, dataset, lossnet_weights, tmp_path):
     torch.set_num_threads(1)
     ckpt = str(tmp_path / "run.ckpt")
