@@ -218,10 +218,12 @@ def gaussian_kernel1d(sigma: float, dtype: torch.dtype = torch.float32, device=N
 
 
 def gaussian_blur(images: torch.Tensor, sigma: float) -> torch.Tensor:
-    """Separable Gaussian blur with reflected borders: float (N, C, H, W) → same shape."""
+    """Separable Gaussian blur with reflected borders (replicated where the image is no wider than the
+    kernel's radius, which reflection cannot pad): float (N, C, H, W) → same shape."""
     kernel = gaussian_kernel1d(sigma, images.dtype, images.device)
     radius, channels = kernel.numel() // 2, images.shape[1]
-    x = F.pad(images, (radius, radius, radius, radius), mode="reflect")
+    mode = "reflect" if radius < min(images.shape[-2:]) else "replicate"
+    x = F.pad(images, (radius, radius, radius, radius), mode=mode)
     x = F.conv2d(x, kernel.view(1, 1, 1, -1).expand(channels, 1, 1, -1), groups=channels)
     return F.conv2d(x, kernel.view(1, 1, -1, 1).expand(channels, 1, -1, 1), groups=channels)
 

@@ -117,6 +117,16 @@ def test_gaussian_blur_matches_opencv():
     assert np.abs(ours - theirs).max() < 1e-5
 
 
+def test_a_blur_wider_than_the_image_replicates_its_border():
+    """--patch-size 16 --blur 6 (radius 18) failed in reflection padding with a traceback."""
+    rng = np.random.default_rng(2)
+    image = rng.random((10, 12, 3)).astype(np.float32)
+    ours = gaussian_blur(torch.from_numpy(image).permute(2, 0, 1)[None], 6.0)[0].permute(1, 2, 0).numpy()
+    radius = int(np.ceil(18))
+    theirs = cv2.GaussianBlur(image, (2 * radius + 1, 2 * radius + 1), 6.0, borderType=cv2.BORDER_REPLICATE)
+    assert np.abs(ours - theirs).max() < 1e-5
+
+
 def test_low_resolution_input_per_paper():
     flat = torch.full((2, 3, 32, 32), 0.3)
     low = make_low_resolution(flat, 4)
