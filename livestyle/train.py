@@ -520,11 +520,15 @@ def train_loop(task: _Task, recipe_dict: dict, *, iterations: int, lr: float, se
         images_before = int(state["images"])
         if start_step > iterations:
             raise TrainingError(f"checkpoint is at step {start_step}, beyond the {iterations} iterations asked for")
+        then, now = int(state.get("photos", 0)), int(data_info.get("images", 0))
+        if then and now != then:  # the batches would differ from the run's own: not the same run any more
+            raise TrainingError(f"cannot resume from {options.checkpoint}: the training photos changed "
+                                f"({then} then, {now} now)")
 
     def checkpoint(step: int, seconds: float, images: int) -> None:
         save_checkpoint(options.checkpoint, {
             "format": CHECKPOINT_FORMAT, "task": task.name, "recipe": json.dumps(recipe_dict, sort_keys=True),
-            "step": step, "seconds": seconds, "images": images,
+            "step": step, "seconds": seconds, "images": images, "photos": data_info.get("images", 0),
             "device_type": device.type, "amp": amp, "channels_last": channels_last,
             "model": {k: v.detach().cpu() for k, v in task.model.state_dict().items()},
             "optimizer": optimizer.state_dict(), "generator": generator.get_state(),

@@ -158,6 +158,11 @@ def test_resume_takes_the_same_paths_spelled_otherwise_and_needs_no_init_again(s
     respelled = tiny_recipe(style_image, f"{dataset}/../{dataset.name}/", lossnet_weights, iterations=4)
     resumed = train_style(respelled, tmp_path / "m.safetensors", RunOptions(**{**options.__dict__, "resume": True}))
     assert resumed.steps == 4
+    # A photo added since: the batches would no longer be the run's own.
+    cv2.imwrite(str(dataset / "new.png"), smooth_image(np.random.default_rng(9), 40, 48))
+    with pytest.raises(TrainingError, match="the training photos changed \\(6 then, 7 now\\)"):
+        train_style(tiny_recipe(style_image, dataset, lossnet_weights, iterations=6), tmp_path / "m.safetensors",
+                    RunOptions(**{**options.__dict__, "resume": True}))
 
 
 def test_a_resumed_run_keeps_its_precision(style_image, dataset, lossnet_weights, tmp_path):
