@@ -13,6 +13,8 @@ import math
 import cv2
 import numpy as np
 
+from .errors import InputError
+
 # BT.601 luma for RGB in [0, 1] → Y in [16, 235] (the coefficients MATLAB's rgb2ycbcr uses).
 _Y_WEIGHTS = np.array([65.481, 128.553, 24.966])
 _Y_OFFSET = 16.0
@@ -123,6 +125,7 @@ def crop_to_multiple(image: np.ndarray, factor: int) -> np.ndarray:
 
 FB_ALPHA = 0.01  # forward-backward check: |f + b|² < α(|f|² + |b|²) + β  (Sundaram et al. 2010)
 FB_BETA = 0.5
+DIS_MIN_SIDE = 12  # OpenCV's DIS optical flow refuses smaller images
 
 
 def to_gray(rgb: np.ndarray) -> np.ndarray:
@@ -132,6 +135,10 @@ def to_gray(rgb: np.ndarray) -> np.ndarray:
 
 def dis_flow(source: np.ndarray, target: np.ndarray, preset: int | None = None) -> np.ndarray:
     """Dense flow (H, W, 2) float32 from uint8 grey ``source`` to ``target``: source(x) ≈ target(x + flow(x))."""
+    if min(source.shape[:2]) < DIS_MIN_SIDE:
+        h, w = source.shape[:2]
+        raise InputError(f"optical flow needs frames of at least {DIS_MIN_SIDE} px a side; these are {w}×{h} "
+                         "(a larger --size or --scale)")
     dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM if preset is None else preset)
     return dis.calc(source, target, None)
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from .metrics import resize_flow, to_gray, warp_by_flow
+from .metrics import DIS_MIN_SIDE, resize_flow, to_gray, warp_by_flow
 
 
 @dataclass(frozen=True)
@@ -77,7 +77,7 @@ class Stabilizer:
         previous_gray, previous_output = self._previous_gray, self._previous_output
         self._previous_gray = gray
         if (previous_gray is None or previous_gray.shape != gray.shape or previous_output.shape != stylised.shape
-                or self.config.strength == 0.0):
+                or self.config.strength == 0.0 or min(gray.shape) < DIS_MIN_SIDE):  # too small for flow: as is
             self._previous_output = np.ascontiguousarray(stylised).copy()  # the caller may reuse its buffer
             return stylised
         backward = self._flow.calc(gray, previous_gray, None)  # gray(x) ≈ previous_gray(x + backward(x))

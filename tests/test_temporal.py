@@ -119,3 +119,16 @@ def test_compare_flicker_scores_both_ways_from_the_same_frames():
     assert set(result.to_dict()) >= {"flicker", "flicker_stabilized", "reduction", "extra_time", "cuts"}
     with pytest.raises(InputError, match="two frames"):
         compare_flicker(frames[:1], stylize)
+
+
+def test_frames_too_small_for_optical_flow():
+    """OpenCV's DIS refuses sides under 12 px: `eval video --size 10x10` ended in a cv2.error traceback."""
+    from livestyle.errors import InputError
+
+    tiny = np.zeros((10, 10), np.uint8)
+    with pytest.raises(InputError, match="optical flow needs frames of at least 12 px a side; these are 10×10"):
+        dis_flow(tiny, tiny)
+    stabilizer = Stabilizer(StabilizerConfig())
+    frames = [np.full((10, 10, 3), v, np.uint8) for v in (10, 200)]
+    for frame in frames:  # stabilising such frames is skipped, not an error
+        assert np.array_equal(stabilizer(frame, frame), frame)
