@@ -175,7 +175,7 @@ def style_objective_config(recipe: StyleRecipe) -> ObjectiveConfig:
     fill = {k: v for k, v in defaults.items() if k != "style_tap_weights" and getattr(config, k) is None}
     if not config.style_tap_weights and defaults.get("style_tap_weights"):
         # Only for the taps in use: --style-taps alone would otherwise get weights for taps it left out.
-        taps = config.style_taps or fill.get("style_taps") or defaults.get("style_taps") or ()
+        taps = config.style_taps or fill.get("style_taps") or ()
         fill["style_tap_weights"] = {k: v for k, v in defaults["style_tap_weights"].items() if not taps or k in taps}
     return replace(config, **fill).resolved()
 
