@@ -42,15 +42,11 @@ PAPER_SR: dict[int, dict[str, dict[str, tuple[float, float]]]] = {
 
 
 def paper_benchmark_name(folder: str | os.PathLike) -> str | None:
-    """The paper's benchmark a folder holds, from its name: CSet5/Set5 → Set5, CBSD68/BSD100 → BSD100."""
-    name = Path(folder).name.lower()
-    if "set14" in name:
-        return "Set14"
-    if "set5" in name:
-        return "Set5"
-    if "bsd" in name:
-        return "BSD100"
-    return None
+    """The paper's benchmark a folder holds, from its whole name (a leading C for the colour versions):
+    Set5/CSet5 → Set5, Set14/CSet14 → Set14, BSD68/CBSD68/BSD100 → BSD100; any other name → None
+    (a training folder such as bsds500_train must not be shown beside the paper's test figures)."""
+    name = Path(folder).name.lower().removeprefix("c")
+    return {"set5": "Set5", "set14": "Set14", "bsd68": "BSD100", "bsd100": "BSD100"}.get(name)
 
 
 def dataset_images(folder: str | os.PathLike) -> list[Path]:

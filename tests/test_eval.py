@@ -64,6 +64,8 @@ def test_oracle_scores_inf_and_bicubic_scores_finite(hr_folder):
 
 def test_benchmark_names_and_paper_table():
     assert [paper_benchmark_name(n) for n in ("sr/CSet5", "Set14", "CBSD68", "mine")] == ["Set5", "Set14", "BSD100", None]
+    # Names that only contain a benchmark's: training folders were labelled as test sets.
+    assert [paper_benchmark_name(n) for n in ("bsds500_train_test", "my_set5_crops", "BSD100")] == [None, None, "BSD100"]
     assert PAPER_SR[4]["Set5"]["bicubic"] == (28.43, 0.8114) and PAPER_SR[8]["Set14"]["l_feat"] == (21.64, 0.5837)
 
 
