@@ -735,8 +735,12 @@ def train_superres(recipe: SuperResRecipe, output: str | os.PathLike, options: R
     recipe = recipe.resolved()
     output = check_run_files(output, options, [recipe.dataset, init, recipe.loss_net_weights], dataset=recipe.dataset)
     _check_learning_rate(recipe.lr)
-    for folder in (quality_sets or {}).values():  # checked now: a bad folder should fail before training
+    for set_name, folder in (quality_sets or {}).items():  # checked now: a bad folder should fail before training
         dataset_images(folder)
+        if Path(recipe.dataset).is_dir() and \
+                Path(recipe.dataset).resolve() in (Path(folder).resolve(), *Path(folder).resolve().parents):
+            warnings.warn(f"eval set {set_name} ({folder}) is among the training photos: its scores measure how "
+                          "well the model fits them, not how it does on new images")
     device = resolve_device(options.device)
     torch.manual_seed(recipe.seed)
     if device.type == "cuda":

@@ -461,6 +461,16 @@ def test_previews_never_go_into_the_training_photos(style_image, dataset, lossne
     assert not (dataset / "m_previews").exists() and not (dataset / "m.safetensors").exists()
 
 
+def test_an_eval_set_among_the_training_photos_is_pointed_out(dataset, lossnet_weights, tmp_path):
+    recipe = SuperResRecipe(dataset=str(dataset), scale=4, width=8, blocks=1, patch_size=32, batch_size=2,
+                            iterations=1, loss_net_weights=str(lossnet_weights))
+    inside = dataset / "held_out"  # photos are found recursively: these are trained on too
+    inside.mkdir()
+    cv2.imwrite(str(inside / "a.png"), smooth_image(np.random.default_rng(3), 40, 48))
+    with pytest.warns(UserWarning, match="eval set held .* is among the training photos"):
+        train_superres(recipe, tmp_path / "x4.safetensors", FAST, quality_sets={"held": str(inside)})
+
+
 def test_superres_learning_rate_follows_the_network():
     assert SuperResRecipe(dataset="d").resolved().lr == 1e-4  # bicubic skip: 1e-3 overshoots
     assert SuperResRecipe(dataset="d", residual=False).resolved().lr == 1e-3  # the paper's network
