@@ -258,3 +258,20 @@ def test_eval_superres_keeps_both_sets_of_one_folder_name(hr_folder, empty_catal
     assert result.exit_code == 0, result.output
     data = json.loads((tmp_path / "r" / "both.json").read_text())
     assert sorted(data["results"]) == sorted([str(hr_folder), str(other)])  # one used to overwrite the other
+
+
+def test_eval_style_of_a_model_file_uses_the_recipe_beside_it(tmp_path, tiny_style_file, shared_data, empty_catalog):
+    """`--style NAME` used the catalog entry's objective; `--model FILE` ignored the FILE.json that
+    `livestyle train` writes, so the same model scored differently by name and by file."""
+    content = tmp_path / "c.png"
+    cv2.imwrite(str(content), np.random.default_rng(0).integers(0, 256, (30, 40, 3), dtype=np.uint8))
+    recipe = {"objective": {"loss_net": "squeezenet1_1", "style_weight": 123.0, "content_taps": ["fire3"]}}
+    tiny_style_file.with_suffix(".json").write_text(json.dumps({"name": "tiny_style", "recipe": recipe}))
+    out = tmp_path / "report"
+    result = CliRunner().invoke(main, [
+        "eval", "style", "--model", str(tiny_style_file), "--style-image", str(content), "--content", str(content),
+        "--iters", "1", "--size", "24", "--device", "cpu", "--out", str(out),
+        "--loss-net-weights", str(shared_data / "lossnets" / "squeezenet1_1_imagenet.safetensors")])
+    assert result.exit_code == 0, result.output
+    objective = json.loads((out / "eval-style-tiny_style.json").read_text())["settings"]["objective"]
+    assert objective["style_weight"] == 123.0 and objective["content_taps"] == ["fire3"]

@@ -75,6 +75,18 @@ def superres(datasets, scale, model_files, blur, device, out_dir, stem):
         click.echo("wrote " + ", ".join(map(str, paths)), err=True)
 
 
+def _entry_beside(model_file: str) -> dict:
+    """The catalog entry `livestyle train` wrote beside a model file (FILE.json), or {} where there is none."""
+    import json
+
+    path = Path(model_file).with_suffix(".json")
+    try:
+        entry = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return entry if isinstance(entry, dict) else {}
+
+
 def _set_label(folder: str, folders: tuple[str, ...]) -> str:
     """A data set's name in the report: its folder's name, or its path where two folders share a name."""
     same_name = [f for f in folders if Path(f).name == Path(folder).name]
@@ -122,7 +134,8 @@ def style(style_name, model_file, style_image, contents, iterations, size, loss_
     choice = choose_model(style=style_name, model_file=model_file)
     if choice.task != "style":
         raise UnknownModelError(f"{choice.name} is a {choice.task} model; eval style needs a style model")
-    recipe_config = objective_config_from_recipe(Catalog().get(style_name).recipe) if style_name else None
+    recipe_config = objective_config_from_recipe(Catalog().get(style_name).recipe if style_name
+                                                 else _entry_beside(model_file).get("recipe"))
     config = recipe_config or ObjectiveConfig(loss_net=loss_net or "squeezenet1_1")
     if loss_net and loss_net != config.loss_net:
         config = ObjectiveConfig(loss_net=loss_net)
