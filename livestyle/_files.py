@@ -22,13 +22,25 @@ def sha256_of(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
+def same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
+    """Whether two paths name one file: the same path however spelled, or links to one file."""
+    a, b = Path(a), Path(b)
+    if a.exists() and b.exists() and os.path.samefile(a, b):
+        return True
+    return a.resolve() == b.resolve()
+
+
+def is_within(path: str | os.PathLike, folder: str | os.PathLike) -> bool:
+    """Whether ``path`` is ``folder`` or lies inside it (paths resolved)."""
+    path, folder = Path(path).resolve(), Path(folder).resolve()
+    return folder == path or folder in path.parents
+
+
 def check_output_path(output: str | os.PathLike, *inputs: str | os.PathLike | None) -> Path:
     """Validate an output path: not one of the inputs, its folder exists and is writable."""
     output = Path(output)
     for inp in inputs:
-        if inp is not None and Path(inp).exists() and output.exists() and os.path.samefile(inp, output):
-            raise OutputError(f"output {output} is the input file; choose another name (inputs are never overwritten)")
-        if inp is not None and Path(inp).resolve() == output.resolve():
+        if inp is not None and same_file(inp, output):
             raise OutputError(f"output {output} is the input file; choose another name (inputs are never overwritten)")
     folder = output.parent if str(output.parent) else Path(".")
     if not folder.is_dir():

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ._files import atomic_output, check_output_path, sha256_of
+from ._files import atomic_output, check_output_path, is_within, sha256_of
 from .catalog import CATALOG_FILE, load_model_file, save_model_file
 from .data import ImageBank, StyleData, SuperResData, decode_images, make_low_resolution
 from .errors import InputError, OutputError, TrainingError
@@ -649,8 +649,7 @@ def check_run_files(output: str | os.PathLike, options: RunOptions, inputs: list
         check_output_path(checkpoint, *inputs)
     if options.preview_dir and options.preview_every:
         folder = Path(options.preview_dir)
-        if dataset is not None and Path(dataset).is_dir() and \
-                Path(dataset).resolve() in (folder.resolve(), *folder.resolve().parents):
+        if dataset is not None and Path(dataset).is_dir() and is_within(folder, dataset):
             raise OutputError(f"preview folder {folder} is inside the training photos {dataset}, which would then "
                               "hold the previews; choose --preview-dir (or -o) elsewhere")
         try:
@@ -737,8 +736,7 @@ def train_superres(recipe: SuperResRecipe, output: str | os.PathLike, options: R
     _check_learning_rate(recipe.lr)
     for set_name, folder in (quality_sets or {}).items():  # checked now: a bad folder should fail before training
         dataset_images(folder)
-        if Path(recipe.dataset).is_dir() and \
-                Path(recipe.dataset).resolve() in (Path(folder).resolve(), *Path(folder).resolve().parents):
+        if Path(recipe.dataset).is_dir() and is_within(folder, recipe.dataset):
             warnings.warn(f"eval set {set_name} ({folder}) is among the training photos: its scores measure how "
                           "well the model fits them, not how it does on new images")
     device = resolve_device(options.device)

@@ -15,7 +15,7 @@ from typing import Literal, Protocol
 import cv2
 import numpy as np
 
-from .._files import check_output_path, temporary_path
+from .._files import check_output_path, same_file, temporary_path
 from ..errors import InputError, OutputError
 from .sources import Frame
 
@@ -247,7 +247,7 @@ class VideoFileSink:
     def _partial_path(self) -> Path:
         """:func:`partial_path`, or ``NAME.partial-N.EXT`` where that name is one of the inputs."""
         candidate, n = partial_path(self.output), 1
-        while any(_same_file(candidate, inp) for inp in self._inputs):
+        while any(same_file(candidate, inp) for inp in self._inputs):
             n += 1
             candidate = self.output.with_name(f"{self.output.stem}.partial-{n}{self.output.suffix}")
         return candidate
@@ -309,12 +309,6 @@ def _named_layout(layout) -> str:
     if layout.name.endswith("channels"):
         return DEFAULT_LAYOUTS.get(layout.nb_channels, layout.name)
     return layout.name
-
-
-def _same_file(a: Path, b: Path) -> bool:
-    if a.exists() and b.exists():
-        return os.path.samefile(a, b)
-    return a.resolve() == b.resolve()
 
 
 def _muxer_takes(format_name: str, source_path: Path, stream_index: int) -> bool:
