@@ -3,7 +3,7 @@ import cv2
 import numpy as np
 import torch
 
-from livestyle.models import transform_net
+from livestyle.models.transform import transform_net
 
 
 def tiny_style():
@@ -24,3 +24,9 @@ def smooth_image(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
     """A photo-like uint8 RGB (h, w, 3) image: a random low-resolution pattern enlarged bicubically."""
     small = rng.integers(0, 256, (max(2, h // 8), max(2, w // 8), 3), dtype=np.uint8)
     return cv2.resize(small, (w, h), interpolation=cv2.INTER_CUBIC)
+
+
+def pretend_native_bf16(monkeypatch, native: bool) -> None:
+    """Make ``cpu_has_native_bf16()`` answer ``native`` wherever it is called (its CPU probes are patched)."""
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: native, raising=False)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: native, raising=False)

@@ -7,8 +7,9 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from livestyle.bench import (EXTRAPOLATED_MARK, BenchConfig, machine_info, report_markdown, run_bench, table_markdown,
-                             time_engine, write_reports)
+from livestyle.benchmarks.paper import BenchConfig, EXTRAPOLATED_MARK, run_bench, time_engine
+from livestyle.benchmarks.machine import machine_info
+from livestyle.benchmarks.paper_report import report_markdown, table_markdown, write_reports
 from livestyle.cli import main
 
 TINY = dict(sizes=(24, 32), iterations=(1, 3), backends=("torch",), device="cpu", loss_net="squeezenet1_1",
@@ -115,8 +116,8 @@ def test_gpu_job_script_runs_tiny_on_cpu(tmp_path):
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA (times with CUDA events)")
 def test_cuda_engine_timing_uses_events():
-    from livestyle.engines import create_engine
-    from livestyle.models import transform_net
+    from livestyle.engines.factory import create_engine
+    from livestyle.models.transform import transform_net
 
     engine = create_engine(transform_net(width=4, blocks=1), backend="torch", device="cuda")
     timing = time_engine(engine, 64, BenchConfig(**{**TINY, "device": "cuda"}))
@@ -133,11 +134,11 @@ def test_bench_engines_cli_writes_rows_in_the_promised_shape(tmp_path):
     assert "baseline:eager-fp32" in engines and len(engines) >= 2
     for row in report["rows"]:
         assert (row["h"], row["w"]) == (24, 24) and row["ms_median"] > 0 and row["ms_p90"] >= row["ms_median"]
-        assert row["dtype"] in ("fp32", "fp16", "bf16")
+        assert row["precision"] in ("fp32", "fp16", "bf16")
 
 
 def test_interleaved_times_take_turns_each_round():
-    from livestyle.engines.benchmark import interleaved_times, p90
+    from livestyle.benchmarks.timing import interleaved_times, p90
 
     calls = []
     times = interleaved_times({"a": lambda: calls.append("a"), "b": lambda: calls.append("b")},
@@ -157,7 +158,7 @@ def test_bench_cli_checks_the_out_folder_before_timing(tmp_path):
 
 
 def test_reports_that_cannot_be_written_are_an_output_error(tmp_path):
-    from livestyle._files import write_json_and_markdown
+    from livestyle.files import write_json_and_markdown
     from livestyle.errors import OutputError
 
     (tmp_path / "r.json").mkdir()  # a folder where the report goes: the rename fails, as root too
@@ -172,7 +173,7 @@ def test_reports_that_cannot_be_written_are_an_output_error(tmp_path):
                                                 "can't allocate memory: you tried to allocate 120000000000 bytes"),
                                    torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")])
 def test_out_of_memory_while_timing_is_one_line_error(monkeypatch, error):
-    import livestyle.bench as bench
+    import livestyle.benchmarks.paper as bench
     from livestyle.errors import InsufficientMemoryError
 
     def fail(*args, **kwargs):
@@ -184,7 +185,7 @@ def test_out_of_memory_while_timing_is_one_line_error(monkeypatch, error):
 
 
 def test_other_runtime_errors_while_timing_are_not_called_memory(monkeypatch):
-    import livestyle.bench as bench
+    import livestyle.benchmarks.paper as bench
 
     def fail(*args, **kwargs):
         raise RuntimeError("shape mismatch")
@@ -198,7 +199,7 @@ def test_reports_are_strict_json_even_with_an_infinite_psnr(tmp_path):
     """An exact reconstruction has PSNR = inf; Python wrote `Infinity`, which strict JSON parsers refuse."""
     import json
 
-    from livestyle._files import write_json_and_markdown
+    from livestyle.files import write_json_and_markdown
 
     json_path, _ = write_json_and_markdown(tmp_path, "r", {"psnr": float("inf"), "rows": [1.5, float("nan")]}, "")
 

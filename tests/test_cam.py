@@ -166,18 +166,18 @@ def two_style_catalog(tmp_path, monkeypatch):
 def test_style_cycle_swaps_the_engine(two_style_catalog):
     import numpy as np
 
-    from livestyle.catalog import choose_model
+    from livestyle.zoo.choice import choose_model
     from livestyle.cli.cam import StyleCycle, style_choices
-    from livestyle.chain import build_engine as engine_for
-    from livestyle.io.pipeline import InferStage
+    from livestyle.engines.factory import build_engine as engine_for
+    from livestyle.pipeline.infer import InferStage
     from livestyle.io.sources import Frame
 
     first = choose_model(style="a")
-    stage = InferStage(engine_for(first, backend="auto", device="cpu", fp16=False))
+    stage = InferStage(engine_for(first, backend="auto", device="cpu"))
     choices, index = style_choices("a", None, None, first.task)
     assert [c["style"] for c in choices] == ["a", "b"] and index == 0
     switched = []
-    cycle = StyleCycle(choices, index, lambda c: engine_for(c, backend="auto", device="cpu", fp16=False),
+    cycle = StyleCycle(choices, index, lambda c: engine_for(c, backend="auto", device="cpu"),
                        stage.set_engine, name="a", on_switch=[lambda old, new: switched.append((old, new))])
     frame = np.random.default_rng(0).integers(0, 256, (24, 32, 3), dtype=np.uint8)
     out_a = stage([Frame(0, frame)])[0].output

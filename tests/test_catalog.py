@@ -177,8 +177,8 @@ def test_malformed_catalog_is_a_one_line_weights_error(tmp_path, monkeypatch, te
 
 @pytest.mark.parametrize("text", ['{"models": "x"}', "[1, 2]", '{"models": [1]}', "{not json"])
 def test_add_catalog_entry_checks_the_catalog_before_copying_the_model(tmp_path, text):
-    from livestyle.errors import TrainingError
-    from livestyle.train import add_catalog_entry
+    from livestyle.errors import WeightsError
+    from livestyle.zoo.catalog import add_entry
 
     folder = tmp_path / "weights"
     folder.mkdir()
@@ -187,8 +187,8 @@ def test_add_catalog_entry_checks_the_catalog_before_copying_the_model(tmp_path,
     save_model_file(transform_net(width=2, blocks=0), model)
     entry = {"name": "new", "task": "style", "arch": {"width": 2, "blocks": 0}, "file": "new.safetensors",
              "sha256": "0"}
-    with pytest.raises(TrainingError, match="catalog.json"):
-        add_catalog_entry(folder, entry, model)
+    with pytest.raises(WeightsError, match="catalog.json"):
+        add_entry(folder, entry, model)
     assert sorted(p.name for p in folder.iterdir()) == ["catalog.json"]  # no stray copy
     assert (folder / "catalog.json").read_text() == text
 

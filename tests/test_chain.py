@@ -9,9 +9,10 @@ import torch
 from click.testing import CliRunner
 
 from livestyle import Catalog, choose_model, save_model_file, sr_net, transform_net
-from livestyle.chain import ChainEngine, build_engine
+from livestyle.engines.chain import ChainEngine
+from livestyle.engines.factory import build_engine
 from livestyle.cli import main
-from livestyle.engines import TorchEngine
+from livestyle.engines.torch_engine import TorchEngine
 from livestyle.errors import UnknownModelError
 
 

@@ -32,9 +32,12 @@ def test_help_lists_commands():
 
 
 # Sends the process SIGINT the moment it starts importing torch: Ctrl-C during start-up, without a
-# race against the clock (a timed signal arrives after a fast machine has already finished).
+# race against the clock (a timed signal arrives after a fast machine has already finished). The
+# script sets Python's own Ctrl-C handler first: a test run started in the background or under nohup
+# hands its children SIGINT ignored.
 CTRL_C_AT_TORCH_IMPORT = """
 import os, signal, sys
+signal.signal(signal.SIGINT, signal.default_int_handler)
 
 class CtrlC:
     def find_spec(self, name, path=None, target=None):
@@ -48,16 +51,17 @@ main()
 """
 
 
-def test_ctrl_c_while_the_command_starts_is_a_quiet_exit():
-    """Ctrl-C while torch loads (the first seconds of every command): no traceback, exit 130."""
+def test_ctrl_c_while_the_command_starts_is_a_quiet_exit(tmp_path, photo, tiny_style_file):
+    """Ctrl-C while torch loads (the first seconds of every command that runs a network): no traceback, exit 130."""
     import subprocess
     import sys
 
-    process = subprocess.run([sys.executable, "-c", CTRL_C_AT_TORCH_IMPORT, "styles"], capture_output=True,
+    command = ["image", str(photo), "-o", str(tmp_path / "out.png"), "--model", str(tiny_style_file)]
+    process = subprocess.run([sys.executable, "-c", CTRL_C_AT_TORCH_IMPORT, *command], capture_output=True,
                              text=True, timeout=120)
     assert process.returncode == 130 and "Traceback" not in process.stderr, process.stderr
     assert process.stderr.strip() == "livestyle: interrupted"
-    assert process.stdout == ""  # interrupted before the command ran
+    assert process.stdout == "" and not (tmp_path / "out.png").exists()  # interrupted before the work
 
 
 def test_style_happy_path(tmp_path, photo, tiny_style_file):
@@ -146,12 +150,12 @@ def test_styles_on_empty_catalog(tmp_path, monkeypatch):
 
 
 def test_styles_lists_style_and_sr_models(tmp_path, monkeypatch, tiny_style_file, tiny_sr_file):
-    from livestyle.catalog import load_model_file
-    from livestyle.train import add_catalog_entry
+    from livestyle.zoo.modelfile import load_model_file
+    from livestyle.zoo.catalog import add_entry
 
     for path, task in ((tiny_style_file, "style"), (tiny_sr_file, "superres")):
         model, _ = load_model_file(path)
-        add_catalog_entry(tmp_path, {"name": path.stem, "task": task, "arch": model.config.to_dict(),
+        add_entry(tmp_path, {"name": path.stem, "task": task, "arch": model.config.to_dict(),
                                      "file": path.name, "sha256": "0" * 64, "credit": "test credit"}, path)
     monkeypatch.setenv("LIVESTYLE_WEIGHTS_DIR", str(tmp_path))
     result = run("styles")
@@ -180,12 +184,12 @@ def test_output_gets_the_usual_permissions(tmp_path, photo, tiny_style_file):
 
 def test_plain_style_name_runs_the_small_variant_on_the_cpu(tmp_path, monkeypatch, photo):
     from livestyle import save_model_file, transform_net
-    from livestyle.train import add_catalog_entry
+    from livestyle.zoo.catalog import add_entry
 
     for name, width, variant in (("wave", 8, "full"), ("wave_small", 4, "small")):
         path = tmp_path / f"{name}.safetensors"
         sha = save_model_file(transform_net(width=width, blocks=1), path)
-        add_catalog_entry(tmp_path, {"name": name, "task": "style", "arch": {"width": width, "blocks": 1},
+        add_entry(tmp_path, {"name": name, "task": "style", "arch": {"width": width, "blocks": 1},
                                      "file": path.name, "sha256": sha, "variant": variant}, path)
     monkeypatch.setenv("LIVESTYLE_WEIGHTS_DIR", str(tmp_path))
     for extra, ran in (((), "wave_small"), (("--variant", "full"), "wave"), (("--variant", "small"), "wave_small")):
@@ -245,12 +249,12 @@ def test_bad_options_are_one_line_with_exit_2(tmp_path, photo, args, message):
 @pytest.mark.parametrize("failure", [RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried to "
                                                   "allocate 6593445888 bytes"), MemoryError()])
 def test_out_of_memory_is_one_line_with_a_way_out(tmp_path, photo, tiny_style_file, monkeypatch, failure):
-    import livestyle.cli.image as image_cli
+    import livestyle.pipeline.still as still
 
     def runs_out(engine, image):
         raise failure
 
-    monkeypatch.setattr(image_cli, "stylize_image", runs_out)
+    monkeypatch.setattr(still, "stylize_image", runs_out)
     result = run("image", photo, "-o", tmp_path / "out.png", "--model", tiny_style_file)
     assert result.exit_code == 1
     assert result.output.strip() == ("livestyle: error: not enough memory to run tiny_style on a 30×21 image; "

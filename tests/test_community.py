@@ -9,9 +9,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from livestyle import load_model_file
-from livestyle.community import (
-    CommunityTransformNet, OnnxFileNet, community_kind, community_net_from_onnx, load_community_file,
-)
+from livestyle.models.community import CommunityTransformNet
+from livestyle.zoo.community import OnnxFileNet, community_kind, community_net_from_onnx, load_community_file
 from livestyle.errors import BackendUnavailableError, WeightsError
 
 
@@ -267,8 +266,8 @@ def test_onnx_fixed_size_graph_falls_back_to_resizing(tmp_path):
 
 
 def test_onnx_files_cannot_be_tiled(onnx_file):
-    from livestyle.catalog import ModelChoice
-    from livestyle.chain import build_engine
+    from livestyle.zoo.choice import ModelChoice
+    from livestyle.engines.factory import build_engine
     from livestyle.errors import BackendUnavailableError
 
     choice = ModelChoice(load_community_file(onnx_file[1]), "candy", "style")
@@ -279,8 +278,8 @@ def test_onnx_files_cannot_be_tiled(onnx_file):
 
 
 def test_onnx_files_cannot_be_compiled(onnx_file):
-    from livestyle.catalog import ModelChoice
-    from livestyle.chain import build_engine
+    from livestyle.zoo.choice import ModelChoice
+    from livestyle.engines.factory import build_engine
 
     net = load_community_file(onnx_file[1])
     with pytest.raises(BackendUnavailableError, match="--compile needs a PyTorch model"):
@@ -288,8 +287,8 @@ def test_onnx_files_cannot_be_compiled(onnx_file):
 
 
 def test_an_onnx_file_run_directly_is_named_for_onnx_runtime(onnx_file):
-    from livestyle.catalog import ModelChoice
-    from livestyle.chain import build_engine
+    from livestyle.zoo.choice import ModelChoice
+    from livestyle.engines.factory import build_engine
 
     engine = build_engine(ModelChoice(name="candy", task="style", model=load_community_file(onnx_file[1])))
     assert engine.name == "onnxruntime-cpu-fp32"  # not the torch shell it runs in

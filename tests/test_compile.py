@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from samples import tiny_style
-from livestyle.engines import TorchEngine, create_engine
+from samples import pretend_native_bf16, tiny_style
+from livestyle.engines.torch_engine import TorchEngine
+from livestyle.engines.factory import create_engine
 from livestyle.engines.compile_cache import ENV_INDUCTOR_CACHE, SUBDIR, use_persistent_compile_cache
 from livestyle.errors import EngineOptionError
 
@@ -24,7 +25,7 @@ COMPILE_ONCE = textwrap.dedent("""
     sys.path.insert(0, sys.argv[2])
     from samples import tiny_style
     from torch._dynamo.utils import counters
-    from livestyle.engines import TorchEngine
+    from livestyle.engines.torch_engine import TorchEngine
     model = tiny_style()
     torch.manual_seed(int(sys.argv[1]))
     with torch.no_grad():  # weights of this seed
@@ -141,11 +142,10 @@ def test_cli_compile_with_tile_or_another_backend_is_a_one_line_error(tmp_path, 
 
 @pytest.mark.parametrize("native", [False, True])
 def test_engine_benchmark_extra_times_the_compiled_cpu_engines_under_their_own_names(monkeypatch, tmp_path, native):
-    import livestyle.engines.torch_engine as torch_engine
-    from livestyle.engines.benchmark import default_candidates
+    from livestyle.benchmarks.engine_table import default_candidates
 
     monkeypatch.setenv(ENV_INDUCTOR_CACHE, str(tmp_path))
-    monkeypatch.setattr(torch_engine, "cpu_has_native_bf16", lambda: native)
+    pretend_native_bf16(monkeypatch, native)
     monkeypatch.setattr(torch, "compile", lambda model, **options: model)  # names, not the compiler
     plain = [c.label for c in default_candidates(torch.device("cpu"))]
     extra = default_candidates(torch.device("cpu"), extra=True)
@@ -156,10 +156,10 @@ def test_engine_benchmark_extra_times_the_compiled_cpu_engines_under_their_own_n
         assert candidate.build(tiny_style(), torch.device("cpu")).name == candidate.label
 
 
-def test_bench_extra_needs_engines():
+def test_bench_extra_belongs_to_the_engines_table():
     from click.testing import CliRunner
 
     from livestyle.cli import main
 
     result = CliRunner().invoke(main, ["bench", "--extra"])
-    assert result.exit_code == 2 and "--extra goes with --engines" in result.output
+    assert result.exit_code == 2 and "No such option '--extra'" in result.output

@@ -4,10 +4,9 @@ import pytest
 import torch
 
 from samples import smooth_image
-from livestyle.data import (
-    ImageBank, StyleData, SuperResData, decode_images, gaussian_blur, gaussian_kernel1d, make_low_resolution,
-    read_pack, resize_short_side, write_pack,
-)
+from livestyle.training.data import (ImageBank, StyleData, SuperResData, decode_images, read_pack, resize_short_side,
+                                     write_pack)
+from livestyle.quality.superres_eval import gaussian_blur, gaussian_kernel1d, make_low_resolution
 from livestyle.errors import InputError
 
 

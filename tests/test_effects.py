@@ -3,7 +3,7 @@ import cv2
 import numpy as np
 import pytest
 
-from livestyle.effects import CrossFade, FramePostprocess, blend_strength, preserve_colors
+from livestyle.postprocess.effects import CrossFade, FramePostprocess, blend_strength, preserve_colors
 from livestyle.errors import InputError
 
 rng = np.random.default_rng(0)
@@ -134,11 +134,12 @@ def test_frame_postprocess_as_pipeline_hook():
     """FramePostprocess plugs into the pipeline's infer stage (hook(content, stylised) -> frame)."""
     import torch
 
-    from livestyle.chain import ChainEngine
-    from livestyle.engines import TorchEngine
-    from livestyle.io.pipeline import InferStage
+    from livestyle.engines.chain import ChainEngine
+    from livestyle.engines.torch_engine import TorchEngine
+    from livestyle.pipeline.infer import InferStage
     from livestyle.io.sources import Frame
-    from livestyle.models import sr_net, transform_net
+    from livestyle.models.superres import sr_net
+    from livestyle.models.transform import transform_net
 
     torch.manual_seed(0)
     content = np.random.default_rng(2).integers(0, 256, (8, 12, 3), dtype=np.uint8)

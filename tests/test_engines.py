@@ -5,12 +5,15 @@ import numpy as np
 import pytest
 import torch
 
-from samples import natural_image, tiny_style
+from samples import natural_image, pretend_native_bf16, tiny_style
 from livestyle import sr_net, transform_net
-from livestyle.engines import BACKENDS, ReducedResolutionEngine, TorchEngine, create_engine, preferred_cpu_backend
-from livestyle.engines.benchmark import BASELINE_EAGER, benchmark_engines, write_benchmark
+from livestyle.engines import BACKENDS
+from livestyle.engines.resolution import ReducedResolutionEngine
+from livestyle.engines.torch_engine import TorchEngine
+from livestyle.engines.factory import create_engine, preferred_cpu_backend
+from livestyle.benchmarks.engine_table import BASELINE_EAGER, benchmark_engines, write_benchmark
 from livestyle.engines.resolution import guided_upsample, luma
-from livestyle.engines.torch_engine import cpu_has_native_bf16
+from livestyle.engines.device import cpu_has_native_bf16
 from livestyle.errors import BackendUnavailableError, EngineOptionError
 
 FP32_TOL = 1e-4  # max abs error on [0, 1] images between backends in FP32
@@ -50,7 +53,7 @@ def test_torch_engine_cpu_matches_model():
         assert out.shape == expected.shape and (out - expected).abs().max().item() < FP32_TOL
 
 
-@pytest.mark.parametrize("options, message", [({"fp16": True}, "CUDA"), ({"precision": "fp16"}, "CUDA"),
+@pytest.mark.parametrize("options, message", [({"precision": "fp16"}, "CUDA"),
                                               ({"cuda_graphs": True}, "CUDA graphs"),
                                               ({"precision": "int4"}, "unknown precision")])
 def test_torch_engine_rejects_gpu_only_options_on_cpu(options, message):
@@ -59,9 +62,8 @@ def test_torch_engine_rejects_gpu_only_options_on_cpu(options, message):
 
 
 def test_cpu_bf16_needs_native_bf16(monkeypatch):
-    import livestyle.engines.torch_engine as torch_engine
 
-    monkeypatch.setattr(torch_engine, "cpu_has_native_bf16", lambda: False)
+    pretend_native_bf16(monkeypatch, False)
     with pytest.raises(BackendUnavailableError, match="AVX512-BF16 or AMX"):
         TorchEngine(tiny_style(), device="cpu", precision="bf16")
 
@@ -120,33 +122,31 @@ def test_onnx_sr_engine_matches_torch_down_to_one_pixel(export_cache):
 
 
 def test_half_precision_on_the_cpu_is_bf16_with_torch(monkeypatch):
-    import livestyle.engines.torch_engine as torch_engine
 
-    monkeypatch.setattr(torch_engine, "cpu_has_native_bf16", lambda: True)
+    pretend_native_bf16(monkeypatch, True)
     for backend in ("auto", "torch"):
-        engine = create_engine(transform_net(width=8, blocks=1), backend=backend, device="cpu", fp16=True)
+        engine = create_engine(transform_net(width=8, blocks=1), backend=backend, device="cpu", precision="bf16")
         assert engine.name == "torch-cpu-bf16"
-    monkeypatch.setattr(torch_engine, "cpu_has_native_bf16", lambda: False)
+    pretend_native_bf16(monkeypatch, False)
     with pytest.raises(BackendUnavailableError, match="AVX512-BF16 or AMX"):
-        create_engine(tiny_style(), backend="auto", device="cpu", fp16=True)
+        create_engine(tiny_style(), backend="auto", device="cpu", precision="bf16")
 
 
 def test_auto_on_a_bf16_cpu_runs_style_nets_in_bf16_and_sr_nets_in_fp32(monkeypatch, export_cache):
-    import livestyle.engines.torch_engine as torch_engine
 
-    monkeypatch.setattr(torch_engine, "cpu_has_native_bf16", lambda: True)
+    pretend_native_bf16(monkeypatch, True)
     style = transform_net(width=8, blocks=1, pixel_shuffle=True)
     assert create_engine(style, device="cpu").name == "torch-cpu-bf16"
     assert create_engine(sr_net(scale=4, width=8, blocks=1), device="cpu", cache_dir=export_cache).name \
         == "onnxruntime-cpu-fp32"
     assert create_engine(tiny_style(), device="cpu").name.endswith("fp32")  # too narrow to gain
-    monkeypatch.setattr(torch_engine, "cpu_has_native_bf16", lambda: False)
+    pretend_native_bf16(monkeypatch, False)
     assert create_engine(style, device="cpu", cache_dir=export_cache).name == "onnxruntime-cpu-fp32"
 
 
 def test_onnx_engine_fp16_needs_cuda(export_cache):
     with pytest.raises(BackendUnavailableError, match="CUDA only; on the CPU, --fp16 means BF16 with the torch backend"):
-        create_engine(tiny_style(), backend="onnx", device="cpu", fp16=True, cache_dir=export_cache)
+        create_engine(tiny_style(), backend="onnx", device="cpu", precision="fp16", cache_dir=export_cache)
 
 
 def test_tensorrt_backend_explains_what_is_missing():
@@ -200,7 +200,7 @@ def test_benchmark_rows_and_files(tmp_path):
     assert engines == {BASELINE_EAGER, "torch-cpu-fp32"}
     assert len(result["rows"]) == 4
     for row in result["rows"]:
-        assert set(row) == {"engine", "h", "w", "dtype", "ms_median", "ms_p90"}
+        assert set(row) == {"engine", "h", "w", "precision", "ms_median", "ms_p90"}
         assert 0 < row["ms_median"] <= row["ms_p90"]
     json_path, md_path = write_benchmark(result, tmp_path, stem="engines-test")
     assert json.loads(json_path.read_text())["rows"] == result["rows"]
@@ -209,23 +209,22 @@ def test_benchmark_rows_and_files(tmp_path):
 
 @pytest.mark.parametrize("native", [False, True])
 def test_cpu_benchmark_times_bf16_where_the_cpu_has_it(monkeypatch, native):
-    import livestyle.engines.torch_engine as torch_engine
-    from livestyle.engines.benchmark import default_candidates
+    from livestyle.benchmarks.engine_table import default_candidates
 
-    monkeypatch.setattr(torch_engine, "cpu_has_native_bf16", lambda: native)
+    pretend_native_bf16(monkeypatch, native)
     labels = [c.label for c in default_candidates(torch.device("cpu"))]
     assert labels[:3] == [BASELINE_EAGER, "torch-cpu-fp32", "onnxruntime-cpu-fp32"]
     assert ("torch-cpu-bf16" in labels) == native
 
 
 def test_benchmark_records_unbuildable_engines_as_skipped():
-    from livestyle.engines.benchmark import Candidate, _eager_baseline
+    from livestyle.benchmarks.engine_table import Candidate, eager_baseline
 
     def unavailable(model, device):
         raise BackendUnavailableError("TensorRT is not installed")
 
     result = benchmark_engines(tiny_style(), sizes=[(16, 16)], device="cpu", iters=1, warmup=1,
-                               candidates=[Candidate(BASELINE_EAGER, "fp32", _eager_baseline),
+                               candidates=[Candidate(BASELINE_EAGER, "fp32", eager_baseline),
                                            Candidate("tensorrt-fp16", "fp16", unavailable)])
     assert [row["engine"] for row in result["rows"]] == [BASELINE_EAGER]
     assert result["skipped"] == [{"engine": "tensorrt-fp16",
@@ -234,7 +233,7 @@ def test_benchmark_records_unbuildable_engines_as_skipped():
 
 
 def test_an_engine_failing_while_timed_loses_only_its_own_rows():
-    from livestyle.engines.benchmark import Candidate, _eager_baseline
+    from livestyle.benchmarks.engine_table import Candidate, eager_baseline
 
     def fails_after_warmup(model, device):
         calls = []
@@ -247,7 +246,7 @@ def test_an_engine_failing_while_timed_loses_only_its_own_rows():
         return run
 
     result = benchmark_engines(tiny_style(), sizes=[(16, 16), (12, 20)], device="cpu", iters=3, warmup=1,
-                               candidates=[Candidate(BASELINE_EAGER, "fp32", _eager_baseline),
+                               candidates=[Candidate(BASELINE_EAGER, "fp32", eager_baseline),
                                            Candidate("flaky", "fp16", fails_after_warmup)])
     assert [(row["engine"], row["h"]) for row in result["rows"]] == [(BASELINE_EAGER, 16), (BASELINE_EAGER, 12)]
     assert [s["engine"] for s in result["skipped"]] == ["flaky", "flaky"]
@@ -271,7 +270,7 @@ def test_half_precision_close_to_fp32(precision):
 def test_fp16_constant_and_large_frames_are_finite():
     model = tiny_style().cuda()
     for options in ({}, {"rewrites": True}):
-        engine = TorchEngine(model, device="cuda", fp16=True, **options)
+        engine = TorchEngine(model, device="cuda", precision="fp16", **options)
         for frame in (torch.zeros(1, 3, 64, 64), torch.ones(1, 3, 64, 64), torch.rand(1, 3, 1080, 1920)):
             out = engine(frame.cuda())
             assert torch.isfinite(out).all() and out.min() >= 0 and out.max() <= 1
@@ -280,8 +279,8 @@ def test_fp16_constant_and_large_frames_are_finite():
 @CUDA
 def test_cuda_graphs_replay_matches_eager_for_new_inputs():
     model = tiny_style().cuda()
-    graphs = TorchEngine(model, device="cuda", fp16=True, cuda_graphs=True)
-    eager = TorchEngine(model, device="cuda", fp16=True, cuda_graphs=False)
+    graphs = TorchEngine(model, device="cuda", precision="fp16", cuda_graphs=True)
+    eager = TorchEngine(model, device="cuda", precision="fp16", cuda_graphs=False)
     for seed in range(3):  # same shape, new data each time: the graph must read the new input
         x = torch.rand(1, 3, 64, 48, generator=torch.Generator().manual_seed(seed)).cuda()
         assert (graphs(x) - eager(x)).abs().max().item() < 1e-3

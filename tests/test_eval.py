@@ -9,9 +9,9 @@ import torch
 from click.testing import CliRunner
 
 from livestyle.cli import main
-from livestyle.evaluate import (PAPER_SR, bicubic_upscaler, compare_style, evaluate_sr_dataset, make_lr,
-                                objective_config_from_recipe, paper_benchmark_name, style_table_markdown,
-                                superres_table_markdown)
+from livestyle.quality.superres_eval import (PAPER_SR, bicubic_upscaler, evaluate_sr_dataset, make_lr,
+                                             paper_benchmark_name, superres_table_markdown)
+from livestyle.quality.style_eval import compare_style, objective_config_from_recipe, style_table_markdown
 
 
 @pytest.fixture
@@ -127,15 +127,15 @@ def test_eval_superres_cli_rejects_wrong_scale_and_empty_folder(hr_folder, tiny_
 
 
 def test_superres_table_notes_bsd_subset():
-    from livestyle.evaluate import SRScore
+    from livestyle.quality.superres_eval import SRScore
 
     text = superres_table_markdown({"x/CBSD68": {"bicubic": SRScore(25.0, 0.7)}}, 4)
     assert "| CBSD68 (BSD100) | ours: bicubic | 25.00 | 0.7000 | 25.96 | 0.6820 |" in text and "68 of its images" in text
 
 
 def test_compare_style_scores_feedforward_and_gatys():
-    from livestyle.models import transform_net
-    from livestyle.objective import ObjectiveConfig, build_objective
+    from livestyle.models.transform import transform_net
+    from livestyle.quality.objective import ObjectiveConfig, build_objective
 
     torch.manual_seed(0)
     objective = build_objective(ObjectiveConfig(style_weight=1.0, tv_weight=1.0), torch.rand(1, 3, 24, 24),
@@ -155,8 +155,8 @@ def test_compare_style_scores_feedforward_and_gatys():
 
 
 def test_compare_style_scores_variants_with_the_same_objective():
-    from livestyle.models import transform_net
-    from livestyle.objective import ObjectiveConfig, build_objective
+    from livestyle.models.transform import transform_net
+    from livestyle.quality.objective import ObjectiveConfig, build_objective
 
     torch.manual_seed(0)
     objective = build_objective(ObjectiveConfig(style_weight=1.0, tv_weight=1.0), torch.rand(1, 3, 24, 24),

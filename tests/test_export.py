@@ -9,12 +9,14 @@ from click.testing import CliRunner
 from samples import natural_image, tiny_style
 
 from livestyle import save_model_file, sr_net
-from livestyle._files import sha256_of
+from livestyle.files import sha256_of
 from livestyle.cli import main
 from livestyle.errors import ExportError
-from livestyle.export import (ShapeProfile, TensorRTKey, build_tensorrt_engine, cached_engine_is_valid, cached_onnx,
-                              engine_cache_paths, model_digest, onnx_cache_path, parse_shape, strongly_typed_flags,
-                              timing_cache_path)
+from livestyle.engines.export.tensorrt import (ShapeProfile, TensorRTKey, build_tensorrt_engine,
+                                               cached_engine_is_valid, engine_cache_paths, parse_shape,
+                                               strongly_typed_flags, timing_cache_path)
+from livestyle.engines.export.onnx import cached_onnx, onnx_cache_path
+from livestyle.engines.export.cache import model_digest
 
 onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
@@ -57,7 +59,7 @@ def exported_fp32(style_model_file, export_cache):
 
 @pytest.fixture(scope="module")
 def exported_fp16(export_cache):
-    return cached_onnx(tiny_style(), cache_dir=export_cache, fp16=True)
+    return cached_onnx(tiny_style(), cache_dir=export_cache, precision="fp16")
 
 
 def run_ort(path, x: torch.Tensor) -> np.ndarray:
@@ -163,13 +165,13 @@ PROFILE = ShapeProfile((1, 3, 32, 32), (1, 3, 256, 256), (1, 3, 512, 512))
 
 def make_key(**changes) -> TensorRTKey:
     fields = dict(model_sha256="ab" * 32, gpu_name="NVIDIA H100 80GB HBM3", tensorrt_version="10.9.0",
-                  profile=PROFILE, fp16=True)
+                  profile=PROFILE, precision="fp16")
     fields.update(changes)
     return TensorRTKey(**fields)
 
 
 @pytest.mark.parametrize("change", [dict(model_sha256="cd" * 32), dict(gpu_name="NVIDIA A100"),
-                                    dict(tensorrt_version="11.0.0"), dict(fp16=False),
+                                    dict(tensorrt_version="11.0.0"), dict(precision="fp32"),
                                     dict(onnx_graph="livestyle-export-4-torch-2.15.0"),
                                     dict(profile=ShapeProfile((1, 3, 32, 32), (1, 3, 256, 256), (1, 3, 1024, 1024)))])
 def test_engine_cache_path_changes_with_every_key_part(tmp_path, change):
@@ -337,12 +339,12 @@ def test_real_tensorrt_engine_matches_torch(tmp_path):
 
     model = tiny_style().cuda()
     profile = ShapeProfile((1, 3, 16, 16), (1, 3, 64, 64), (2, 3, 128, 128))
-    engine = TensorRTEngine(model, device="cuda", fp16=True, profile=profile, cache_dir=tmp_path)
+    engine = TensorRTEngine(model, device="cuda", precision="fp16", profile=profile, cache_dir=tmp_path)
     x = natural_image(64, 48).cuda()
     with torch.no_grad():
         expected = model(x)
     assert psnr(engine(x).cpu().numpy(), expected.cpu().numpy()) > 40.0
-    again = TensorRTEngine(model, device="cuda", fp16=True, profile=profile, cache_dir=tmp_path)
+    again = TensorRTEngine(model, device="cuda", precision="fp16", profile=profile, cache_dir=tmp_path)
     assert again.engine_path == engine.engine_path  # second start: from the cache
 
 
@@ -383,7 +385,7 @@ def test_unwritable_export_cache_falls_back_to_a_temporary_folder(style_model_fi
     assert result.exit_code == 0, result.output
     assert (tmp_path / "out.png").is_file()
     # A second run uses the same fallback folder (a new one per run left a full export behind each time).
-    from livestyle.export import writable_cache_dir
+    from livestyle.engines.export.cache import writable_cache_dir
 
     with pytest.warns(UserWarning, match="cannot be used"):
         first = writable_cache_dir(blocker / "cache")

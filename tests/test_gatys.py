@@ -9,10 +9,10 @@ from click.testing import CliRunner
 
 from livestyle.cli import main
 from livestyle.errors import InputError
-from livestyle.gatys import GatysConfig, optimize_image, stylize_by_optimization
-from livestyle.losses import gram_matrix
+from livestyle.quality.gatys import GatysConfig, optimize_image, stylize_by_optimization
+from livestyle.quality.losses import gram_matrix
 from livestyle.models.lossnets import LOSS_NETWORKS, loss_network
-from livestyle.objective import DEFAULT_WEIGHTS, ObjectiveConfig, PerceptualObjective, build_objective
+from livestyle.quality.objective import DEFAULT_WEIGHTS, ObjectiveConfig, PerceptualObjective, build_objective
 
 
 def images(seed, n=1, size=32):
@@ -104,7 +104,7 @@ def test_a_few_iterations_lower_the_loss(optimizer):
 
 
 def test_start_images():
-    from livestyle.gatys import initial_image
+    from livestyle.quality.gatys import initial_image
 
     content = images(2)
     assert torch.equal(initial_image(content, "content"), content)
@@ -192,7 +192,7 @@ def test_image_optimize_missing_loss_net_weights(tmp_path):
 
 def test_a_style_image_too_small_for_the_taps_is_an_input_error():
     """Training and `eval style` reached the loss network with it and failed with a traceback."""
-    from livestyle.objective import ObjectiveConfig, build_objective
+    from livestyle.quality.objective import ObjectiveConfig, build_objective
 
     objective = build_objective(ObjectiveConfig(style_weight=1.0), None, pretrained=False)
     small = objective.lossnet.min_side - 1

@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from livestyle.losses import feature_loss, gram_matrix, pixel_loss, style_loss, total_variation_loss
+from livestyle.quality.losses import feature_loss, gram_matrix, pixel_loss, style_loss, total_variation_loss
 
 
 def test_gram_matrix_hand_computed():

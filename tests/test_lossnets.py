@@ -5,15 +5,15 @@ import pytest
 import torch
 
 from livestyle.errors import LossNetWeightsError
-from livestyle.models.lossnets import (
-    ENV_WEIGHTS, TORCHVISION, ImageNetClassifier, VGG16Features, convention_from_metadata, loss_network,
-)
+from livestyle.models import ENV_LOSSNET_WEIGHTS
+from livestyle.models.lossnets import (ImageNetClassifier, TORCHVISION, VGG16Features, convention_from_metadata,
+                                       loss_network)
 
 
 @pytest.fixture(autouse=True)
 def no_weights_anywhere(monkeypatch, tmp_path):
     """No env variables, an empty torch hub cache, and no network: the promised error path."""
-    monkeypatch.delenv(ENV_WEIGHTS, raising=False)
+    monkeypatch.delenv(ENV_LOSSNET_WEIGHTS, raising=False)
     monkeypatch.delenv("LIVESTYLE_VGG16", raising=False)
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
 
@@ -80,7 +80,7 @@ def test_shared_squeezenet_classifies_check_images(shared_data, monkeypatch):
     weights = shared_data / "lossnets" / "squeezenet1_1_imagenet.safetensors"
     labels = (check / "imagenet_labels.txt").read_text().splitlines()
     expected = json.loads((check / "expected_top1.json").read_text())
-    monkeypatch.setenv(ENV_WEIGHTS, str(weights))  # resolved through the environment variable
+    monkeypatch.setenv(ENV_LOSSNET_WEIGHTS, str(weights))  # resolved through the environment variable
     classifier = ImageNetClassifier("squeezenet1_1")
     assert classifier.convention.channel_order == "BGR"
     for name, label in expected.items():

@@ -3,7 +3,7 @@ import math
 import numpy as np
 import pytest
 
-from livestyle.metrics import crop_to_multiple, gaussian_window, psnr, psnr_y, rgb_to_y, ssim, ssim_y
+from livestyle.quality.metrics import crop_to_multiple, gaussian_window, psnr, psnr_y, rgb_to_y, ssim, ssim_y
 
 
 @pytest.fixture

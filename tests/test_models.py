@@ -1,7 +1,8 @@
 import pytest
 import torch
 
-from livestyle.models import SRNet, SRNetConfig, TransformNet, TransformNetConfig, sr_net, transform_net
+from livestyle.models.superres import SRNet, SRNetConfig, sr_net
+from livestyle.models.transform import TransformNet, TransformNetConfig, transform_net
 
 
 @pytest.mark.parametrize("margin", [0, 6])

@@ -17,7 +17,9 @@ import pytest
 import torch
 
 from livestyle.errors import InputError, LivestyleError
-from livestyle.io.pipeline import InferStage, LatestQueue, Pipeline, PipelineError
+from livestyle.pipeline.infer import InferStage
+from livestyle.pipeline.queues import LatestQueue
+from livestyle.pipeline.runner import Pipeline, PipelineError
 from livestyle.io.sinks import NullSink, VideoFileSink, partial_path
 from livestyle.io.sources import Frame, InferenceSize, VideoFileSource, rotate_for_display
 
@@ -272,7 +274,7 @@ def test_live_source_drops_old_frames_and_never_blocks():
 
 
 def test_latest_queue_replaces_and_counts():
-    from livestyle.io.pipeline import END
+    from livestyle.pipeline.queues import END
 
     box = LatestQueue()
     for i in range(5):
@@ -387,8 +389,8 @@ def test_inference_size_rounds_to_even():
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA (pinned buffers and copy streams)")
 def test_cuda_infer_stage_matches_cpu(tiny_style_file):
-    from livestyle.catalog import load_model_file
-    from livestyle.engines import create_engine
+    from livestyle.zoo.modelfile import load_model_file
+    from livestyle.engines.factory import create_engine
 
     model, _ = load_model_file(tiny_style_file)
     frames = [Frame(i, draw_index(i, 64, 48)) for i in range(3)]
@@ -421,8 +423,8 @@ def test_bench_script_writes_reports(tmp_path):
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA (batched files with a batch in flight)")
 def test_cuda_file_pipeline_batches_and_keeps_order(tmp_path, tiny_style_file):
-    from livestyle.catalog import load_model_file
-    from livestyle.engines import create_engine
+    from livestyle.zoo.modelfile import load_model_file
+    from livestyle.engines.factory import create_engine
 
     clip = make_clip(tmp_path / "in.mp4", frames=11, audio=False)  # 11: the last batch is partial
     cpu = InferStage(create_engine(load_model_file(tiny_style_file)[0], device="cpu"))

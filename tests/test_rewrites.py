@@ -4,8 +4,8 @@ import torch
 from torch import nn
 
 from livestyle import sr_net, transform_net
-from livestyle.engines.rewrites import (FusedInstanceNorm, SpaceToDepthConv, SubpixelUpsampleConv,
-                                        rewrite_for_inference, safe_half_norms, to_half_keeping_norms_fp32)
+from livestyle.models.rewrites import (FusedInstanceNorm, SpaceToDepthConv, SubpixelUpsampleConv,
+                                       rewrite_for_inference, safe_half_norms, to_half_keeping_norms_fp32)
 from livestyle.models.transform import ConvLayer
 
 FP32_TOL = 1e-5  # max abs error on [0, 1] images, rewritten vs plain model, FP32

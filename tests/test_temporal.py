@@ -2,8 +2,9 @@
 import numpy as np
 import pytest
 
-from livestyle.metrics import FlickerMeter, consistent_flow_mask, dis_flow, flicker_score, to_gray
-from livestyle.temporal import Stabilizer, StabilizerConfig
+from livestyle.quality.flicker import FlickerMeter, flicker_score
+from livestyle.postprocess.flow import consistent_flow_mask, dis_flow, to_gray
+from livestyle.postprocess.stabilizer import Stabilizer, StabilizerConfig
 
 
 def texture(seed, shape=(160, 220)):
@@ -104,7 +105,7 @@ def test_stabilizer_strength_zero_is_identity_and_bad_settings_fail():
 
 
 def test_compare_flicker_scores_both_ways_from_the_same_frames():
-    from livestyle.evaluate import compare_flicker
+    from livestyle.quality.flicker import compare_flicker
     from livestyle.errors import InputError
 
     frames = panning(frames=6)

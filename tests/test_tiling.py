@@ -4,8 +4,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from livestyle.models import sr_net, transform_net
-from livestyle.tiling import TiledEngine, TilingError, _feather
+from livestyle.models.superres import sr_net
+from livestyle.models.transform import transform_net
+from livestyle.engines.tiling import TiledEngine, TilingError, _feather
 
 # Stated tolerances (float32, CPU): exact statistics → max abs difference 1e-5 on [0, 1] outputs
 # (measured ~2e-6); downscaled statistics → mean abs difference 0.1 (random nets, measured 0.03–0.08).
@@ -69,7 +70,7 @@ def test_downscaled_statistics():
 
 
 def test_community_net_tiles(tmp_path):
-    from livestyle.community import CommunityNetConfig, CommunityTransformNet
+    from livestyle.models.community import CommunityNetConfig, CommunityTransformNet
 
     torch.manual_seed(3)
     net = CommunityTransformNet(CommunityNetConfig((4, 8, 8), 1)).eval()

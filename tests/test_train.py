@@ -9,12 +9,14 @@ from click.testing import CliRunner
 
 from samples import smooth_image
 from livestyle import Catalog, load_model_file
-from livestyle._files import sha256_of
+from livestyle.files import sha256_of
 from livestyle.cli import main
 from livestyle.errors import OutputError, TrainingError
-from livestyle.models.lossnets import ENV_WEIGHTS
-from livestyle.objective import ObjectiveConfig
-from livestyle.train import RunOptions, StyleRecipe, SuperResRecipe, add_catalog_entry, train_style, train_superres
+from livestyle.models import ENV_LOSSNET_WEIGHTS
+from livestyle.quality.objective import ObjectiveConfig
+from livestyle.training.recipes import RunOptions, StyleRecipe, SuperResRecipe
+from livestyle.zoo.catalog import add_entry
+from livestyle.training.run import train_style, train_superres
 
 FAST = RunOptions(device="cpu", amp="off", progress=False, log_every=2, checkpoint_every=0)
 
@@ -101,9 +103,10 @@ def test_ctrl_c_finishes_the_step_keeps_a_checkpoint_and_resume_continues(style_
     import os
     import signal
 
-    from livestyle.train import TrainingInterrupted
+    from livestyle.training.signals import TrainingInterrupted
 
     torch.set_num_threads(1)
+    before = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)  # SIGINT is ignored under nohup
     whole = train_style(tiny_recipe(style_image, dataset, lossnet_weights, iterations=8),
                         tmp_path / "whole.safetensors", FAST)
     ckpt = tmp_path / "run.ckpt"
@@ -118,8 +121,8 @@ def test_ctrl_c_finishes_the_step_keeps_a_checkpoint_and_resume_continues(style_
                                                   "--resume continues"):
         train_style(tiny_recipe(style_image, dataset, lossnet_weights, iterations=8), out, options,
                     on_log=press_ctrl_c)
-    assert not out.exists() and signal.getsignal(signal.SIGINT) is signal.default_int_handler
-    assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
+    assert not out.exists()
+    assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == before  # handlers given back
     resumed = train_style(tiny_recipe(style_image, dataset, lossnet_weights, iterations=8), out,
                           RunOptions(**{**options.__dict__, "resume": True}))
     for (key, a), b in zip(whole.model.state_dict().items(), resumed.model.state_dict().values()):
@@ -131,7 +134,7 @@ def test_sigterm_stops_training_after_the_step_with_a_checkpoint(style_image, da
     import os
     import signal
 
-    from livestyle.train import TrainingInterrupted
+    from livestyle.training.signals import TrainingInterrupted
 
     ckpt = tmp_path / "run.ckpt"
 
@@ -197,8 +200,8 @@ def test_model_file_and_entry_load_through_catalog_and_run_in_image(style_image,
 
     weights = tmp_path / "weights"
     weights.mkdir()
-    add_catalog_entry(weights, entry, out)  # copies the model file beside the catalog
-    add_catalog_entry(weights / "catalog.json", {**entry, "description": "replaced"})
+    add_entry(weights, entry, out)  # copies the model file beside the catalog
+    add_entry(weights / "catalog.json", {**entry, "description": "replaced"})
     catalog = Catalog(weights)
     assert catalog.names() == ["tiny"] and catalog.get("tiny").description == "replaced"
     model = catalog.load(catalog.get("tiny"))
@@ -233,12 +236,12 @@ def test_superres_pixel_and_feat_train(dataset, lossnet_weights, tmp_path):
 
 def test_the_model_is_on_disk_before_the_quality_step(style_image, dataset, lossnet_weights, tmp_path,
                                                      monkeypatch):
-    import livestyle.train as train
+    import livestyle.training.run as run
 
     def fails(*args, **kwargs):
         raise RuntimeError("the device call ran out of time")
 
-    monkeypatch.setattr(train, "measure_style_quality", fails)
+    monkeypatch.setattr(run, "style_quality", fails)
     out = tmp_path / "m.safetensors"
     with pytest.raises(RuntimeError, match="out of time"):
         train_style(tiny_recipe(style_image, dataset, lossnet_weights, iterations=2), out, FAST,
@@ -336,7 +339,7 @@ def test_missing_loss_net_weights_give_one_line_error(style_image, dataset, tmp_
                                                f"{tmp_path / 'absent.safetensors'}"]
 
     # no file, no variable, empty torch cache, no network: the error names the option and the variable
-    monkeypatch.delenv(ENV_WEIGHTS, raising=False)
+    monkeypatch.delenv(ENV_LOSSNET_WEIGHTS, raising=False)
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
 
     def offline(*args, **kwargs):
@@ -358,7 +361,7 @@ def test_gpu_job_script_runs_a_few_steps_on_cpu(style_image, dataset, lossnet_we
     import sys
     from pathlib import Path
 
-    from livestyle.data import write_pack
+    from livestyle.training.data import write_pack
 
     pack = tmp_path / "pack.npz"
     write_pack(((p.name, p.read_bytes()) for p in sorted(dataset.iterdir())), pack)
@@ -383,10 +386,13 @@ def test_gpu_job_script_runs_a_few_steps_on_cpu(style_image, dataset, lossnet_we
 
 def test_layout_timing_trial_leaves_the_run_untouched(style_image, dataset, lossnet_weights):
     """The CUDA "auto" path times candidates on a copy; checked here on CPU with channels_last."""
-    from livestyle.data import ImageBank, decode_images
-    from livestyle.objective import build_objective, image_to_batch
+    from livestyle.training.data import ImageBank, decode_images
+    from livestyle.quality.objective import build_objective
+    from livestyle.models.convention import image_to_batch
     from livestyle.io.images import read_image
-    from livestyle.train import StyleTask, _time_steps, style_objective_config
+    from livestyle.training.tasks import StyleTask
+    from livestyle.training.precision import time_steps
+    from livestyle.training.recipes import style_objective_config
 
     torch.set_num_threads(1)
     recipe = tiny_recipe(style_image, dataset, lossnet_weights)
@@ -395,7 +401,7 @@ def test_layout_timing_trial_leaves_the_run_untouched(style_image, dataset, loss
     bank = ImageBank(decode_images(dataset, short_side=32))
     task = StyleTask(recipe, objective, bank, torch.device("cpu"), torch.rand(1, 3, 32, 32))
     before = {k: v.clone() for k, v in task.model.state_dict().items()}
-    seconds = _time_steps(task, "off", True, torch.device("cpu"), steps=1)
+    seconds = time_steps(task, "off", True, torch.device("cpu"), steps=1)
     assert seconds > 0 and not task.channels_last
     assert all(torch.equal(v, before[k]) for k, v in task.model.state_dict().items())
     assert task.model.encoder[0][0][1].weight.is_contiguous()  # back in the default layout
@@ -403,7 +409,7 @@ def test_layout_timing_trial_leaves_the_run_untouched(style_image, dataset, loss
 
 
 def test_measured_squeezenet_defaults_fill_only_what_is_not_given(tmp_path):
-    from livestyle.train import STYLE_TRAINING_WEIGHTS, style_objective_config
+    from livestyle.training.recipes import STYLE_TRAINING_WEIGHTS, style_objective_config
 
     measured = STYLE_TRAINING_WEIGHTS["squeezenet1_1"]
     config = style_objective_config(StyleRecipe(style_image="s.png", dataset="d"))
@@ -422,8 +428,8 @@ def test_add_catalog_entry_replaces_in_place(tmp_path):
                 "description": description}
 
     for name in ("a", "b", "c"):
-        add_catalog_entry(tmp_path, record(name))
-    add_catalog_entry(tmp_path, record("b", "new"))
+        add_entry(tmp_path, record(name))
+    add_entry(tmp_path, record("b", "new"))
     models = json.loads((tmp_path / "catalog.json").read_text())["models"]
     assert [m["name"] for m in models] == ["a", "b", "c"] and models[1]["description"] == "new"
 
@@ -435,7 +441,7 @@ def test_a_catalog_file_owned_by_another_entry_is_never_overwritten(tmp_path, st
     catalog = tmp_path / "cat"
     catalog.mkdir()
     (catalog / "foo.safetensors").write_bytes(b"foo's weights")
-    add_catalog_entry(catalog, {"name": "foo", "task": "style", "arch": {}, "file": "foo.safetensors",
+    add_entry(catalog, {"name": "foo", "task": "style", "arch": {}, "file": "foo.safetensors",
                                 "sha256": "0" * 64})
     elsewhere = tmp_path / "other"
     elsewhere.mkdir()
@@ -447,8 +453,8 @@ def test_a_catalog_file_owned_by_another_entry_is_never_overwritten(tmp_path, st
     assert result.exit_code == 1 and "is the model of catalog entry 'foo'; choose another -o file name" in result.output
     assert (catalog / "foo.safetensors").read_bytes() == b"foo's weights"
     assert not (elsewhere / "foo.safetensors").exists()  # refused before any work
-    with pytest.raises(TrainingError, match="catalog entry 'foo'"):
-        add_catalog_entry(catalog, {"name": "bar", "task": "style", "arch": {}, "file": "foo.safetensors",
+    with pytest.raises(OutputError, match="catalog entry 'foo'"):
+        add_entry(catalog, {"name": "bar", "task": "style", "arch": {}, "file": "foo.safetensors",
                                     "sha256": "1" * 64})
 
 
@@ -479,7 +485,7 @@ def test_superres_learning_rate_follows_the_network():
 
 def test_style_taps_alone_get_only_their_own_default_weights(style_image, dataset, lossnet_weights):
     """--style-taps fire2,fire3 used to fail: the default weights of conv1, fire4 and fire5 came along."""
-    from livestyle.train import style_objective_config
+    from livestyle.training.recipes import style_objective_config
 
     config = style_objective_config(tiny_recipe(style_image, dataset, lossnet_weights,
                                                 objective=ObjectiveConfig(style_taps=("fire2", "fire3"))))

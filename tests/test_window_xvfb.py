@@ -120,8 +120,8 @@ def catalog_of_two_styles(folder: Path) -> dict[str, Path]:
 
 def stylise_bgr(model_file: Path, bgr: np.ndarray) -> np.ndarray:
     """uint8 BGR frame through a model file, as uint8 BGR."""
-    from livestyle.catalog import load_model_file
-    from livestyle.engines import batch_to_frames, frames_to_batch
+    from livestyle.zoo.modelfile import load_model_file
+    from livestyle.models.convention import batch_to_frames, frames_to_batch
 
     model, _ = load_model_file(model_file)
     with torch.inference_mode():

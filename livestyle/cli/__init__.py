@@ -11,7 +11,7 @@ import warnings
 
 import click
 
-from ..errors import LivestyleError
+from livestyle.errors import LivestyleError
 
 
 class LivestyleGroup(click.Group):
@@ -47,14 +47,14 @@ def _one_line_warning(message, category, filename, lineno, line=None) -> str:
 
 
 def _register() -> None:
-    from . import bench, cam, eval, export, image, importcmd, styles, train, video
+    from livestyle.cli import bench, cam, eval, export, image, importcmd, styles, train, video
 
     for module in (bench, cam, eval, export, image, importcmd, styles, train, video):
         main.add_command(module.command)
 
 
 try:
-    _register()  # imports torch: seconds on a cold start
+    _register()  # light: every command imports torch and the like only when it runs
 except KeyboardInterrupt:  # Ctrl-C meanwhile: the same quiet exit as during a command
     click.echo("livestyle: interrupted", err=True)
     sys.exit(130)

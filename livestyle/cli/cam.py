@@ -8,8 +8,9 @@ from dataclasses import dataclass, field
 
 import click
 
-from .options import device_options, effect_options, frame_hooks, model_options, say_when_compiling, style_variant
-from .video import inference_size, inference_size_options
+from livestyle.cli.options import (effect_options, engine_options, engine_precision, inference_size,
+                                   inference_size_options, model_options, say_when_compiling, stabilize_option,
+                                   style_variant)
 
 
 @dataclass
@@ -30,7 +31,7 @@ class StyleCycle:
 
     def step(self, delta: int) -> str:
         """Switch to the next (+1) or previous (−1) model; returns its name. One model: nothing changes."""
-        from ..catalog import choose_model
+        from livestyle.zoo.choice import choose_model
 
         if len(self.choices) < 2:
             return self.name
@@ -51,7 +52,7 @@ def style_choices(chosen: str, model_file: str | None, superres: int | str | Non
     Catalog styles are switchable, one model per style (its ``variant``), each followed by the ×N SR
     model in a chain; a --model style file comes first. A lone SR model has nothing to switch to.
     """
-    from ..catalog import Catalog
+    from livestyle.zoo.catalog import Catalog
 
     if task == "superres":
         return [{"model_file": model_file} if model_file else {"superres": superres}], 0
@@ -66,10 +67,10 @@ def style_choices(chosen: str, model_file: str | None, superres: int | str | Non
 @click.command("cam")
 @click.option("--source", default="0", show_default=True, help="Camera index, video file or stream URL.")
 @model_options
-@device_options
+@engine_options
 @inference_size_options
 @effect_options
-@click.option("--stabilize", is_flag=True, help="Lower flicker: blend with the previous output along the optical flow.")
+@stabilize_option
 @click.option("--no-window", is_flag=True, help="Run headless (e.g. only --record).")
 @click.option("--record", type=click.Path(dir_okay=False), default=None,
               help="Record the stylised frames (at the inference size and capture timing) to a video file.")
@@ -79,20 +80,22 @@ def style_choices(chosen: str, model_file: str | None, superres: int | str | Non
 @click.option("--duration", type=click.FloatRange(min=0, min_open=True), default=None,
               help="Stop after this many seconds.")
 @click.option("--list-devices", is_flag=True, help="List the cameras found and exit.")
-def command(source, style, model_file, superres, variant, device, fp16, backend, compile_net, infer_scale, upsample,
-            size, scale, strength, preserve_colors, tile, stabilize, no_window, record, snapshot_dir, loop, duration,
-            list_devices):
+def command(source, style, model_file, superres, variant, device, precision, fp16, backend, compile_net, infer_scale,
+            upsample, size, scale, strength, preserve_colors, tile, stabilize, no_window, record, snapshot_dir, loop,
+            duration, list_devices):
     """Live style transfer from a camera (default 0), a stream URL or a video file.
 
     Keys: n / p next / previous style (cross-faded), [ / ] weaker / stronger style, c keep colours,
     b side-by-side, o overlay, s snapshot, q or Esc quit.
     """
-    from ..catalog import choose_model
-    from ..chain import build_engine
-    from ..errors import LivestyleError
-    from ..io.pipeline import InferStage, Pipeline
-    from ..io.sinks import NullSink, VideoFileSink
-    from ..io.sources import CameraSource, list_cameras
+    from livestyle.engines.factory import build_engine
+    from livestyle.errors import LivestyleError
+    from livestyle.io.sinks import NullSink, VideoFileSink
+    from livestyle.io.sources import CameraSource, list_cameras
+    from livestyle.pipeline.infer import InferStage
+    from livestyle.pipeline.runner import Pipeline
+    from livestyle.postprocess.effects import frame_postprocessors
+    from livestyle.zoo.choice import choose_model
 
     if list_devices:
         cameras = list_cameras()
@@ -104,11 +107,13 @@ def command(source, style, model_file, superres, variant, device, fp16, backend,
     variant = style_variant(variant, device)
     choice = choose_model(style=style, model_file=model_file, superres=superres, variant=variant)
 
-    def make_engine(c):
-        return build_engine(c, backend=backend, device=device, fp16=fp16, tile=tile,
-                          infer_scale=infer_scale, upsample=upsample, compile=compile_net)
+    precision = engine_precision(precision, fp16, device)
 
-    hooks, effects = frame_hooks(strength=strength, preserve_colors=preserve_colors, stabilize=stabilize, live=True)
+    def make_engine(c):
+        return build_engine(c, backend=backend, device=device, precision=precision, tile=tile,
+                            infer_scale=infer_scale, upsample=upsample, compile=compile_net)
+
+    hooks, effects = frame_postprocessors(strength=strength, preserve_colors=preserve_colors, stabilize=stabilize, live=True)
     infer = InferStage(make_engine(choice), postprocess=hooks)
     say_when_compiling(compile_net)
     choices, index = style_choices(choice.name, model_file, superres, choice.task, variant)
@@ -116,7 +121,7 @@ def command(source, style, model_file, superres, variant, device, fp16, backend,
                         on_switch=[lambda old, new: effects.switch_style()])
     window = None
     if not no_window:
-        from ..io.window import KeyAction, WindowSink
+        from livestyle.io.window import KeyAction, WindowSink
 
         def switch(step: int) -> None:
             try:

@@ -6,10 +6,9 @@ from pathlib import Path
 
 import click
 
-from .._files import check_output_folder, write_json_and_markdown
-from ..models.lossnets import LOSS_NETWORKS, WEIGHTS_OPTION
-from .bench import int_list, report_name
-from .options import require_one_style_model
+from livestyle.cli.options import (backend_option, check_out_folder, device_option, inference_size,
+                                   inference_size_options, int_list, loss_net_options, model_file_option,
+                                   optimizer_option, report_options, require_one_style_model, style_option)
 
 
 @click.group("eval", context_settings={"help_option_names": ["-h", "--help"]})
@@ -25,21 +24,19 @@ def command() -> None:
               help="An SR model file (repeatable); default: every ×SCALE model in the catalog.")
 @click.option("--blur", type=click.FloatRange(min=0), default=0.0, show_default=True,
               help="Gaussian blur σ before downsampling (0: the benchmarks' plain bicubic).")
-@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
-@click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
-              help="Also write JSON + Markdown reports into this folder.")
-@click.option("--name", "stem", default=None, callback=report_name,
-              help="Report file stem (default eval-superres-xSCALE-<sets>).")
+@device_option
+@report_options(None, "Report file stem (default eval-superres-xSCALE-<sets>).")
 def superres(datasets, scale, model_files, blur, device, out_dir, stem):
     """PSNR/SSIM (Y channel, border = scale) of bicubic and each SR model, beside the paper's Table 2."""
-    from ..catalog import Catalog, load_model_file
-    from ..engines import create_engine
-    from ..errors import UnknownModelError
-    from ..evaluate import (bicubic_upscaler, engine_upscaler, evaluate_sr_dataset, protocol_note,
-                            superres_table_markdown)
+    from livestyle.engines.factory import create_engine
+    from livestyle.errors import UnknownModelError
+    from livestyle.files import write_json_and_markdown
+    from livestyle.quality.superres_eval import (bicubic_upscaler, engine_upscaler, evaluate_sr_dataset, protocol_note,
+                                                 superres_table_markdown)
+    from livestyle.zoo.catalog import Catalog
+    from livestyle.zoo.modelfile import load_model_file
 
-    if out_dir:
-        check_output_folder(out_dir)  # now, not after the evaluation
+    check_out_folder(out_dir)
     scale = int(scale)
     upscalers = {"bicubic": bicubic_upscaler(scale)}
     models = []
@@ -75,18 +72,6 @@ def superres(datasets, scale, model_files, blur, device, out_dir, stem):
         click.echo("wrote " + ", ".join(map(str, paths)), err=True)
 
 
-def _entry_beside(model_file: str) -> dict:
-    """The catalog entry `livestyle train` wrote beside a model file (FILE.json), or {} where there is none."""
-    import json
-
-    path = Path(model_file).with_suffix(".json")
-    try:
-        entry = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
-    return entry if isinstance(entry, dict) else {}
-
-
 def _set_label(folder: str, folders: tuple[str, ...]) -> str:
     """A data set's name in the report: its folder's name, or its path where two folders share a name."""
     same_name = [f for f in folders if Path(f).name == Path(folder).name]
@@ -94,8 +79,8 @@ def _set_label(folder: str, folders: tuple[str, ...]) -> str:
 
 
 @command.command("style")
-@click.option("--style", "style_name", default=None, help="A style model from the catalog.")
-@click.option("--model", "model_file", type=click.Path(dir_okay=False), default=None, help="A style model file.")
+@style_option
+@model_file_option
 @click.option("--style-image", required=True, type=click.Path(exists=True, dir_okay=False),
               help="The style image the model was trained on (Gatys optimises towards it).")
 @click.option("--content", "contents", required=True, multiple=True, type=click.Path(exists=True, dir_okay=False),
@@ -104,38 +89,36 @@ def _set_label(folder: str, folders: tuple[str, ...]) -> str:
               help="Gatys iteration counts to compare with, comma-separated.")
 @click.option("--size", type=click.IntRange(min=16), default=256, show_default=True,
               help="Long side the content images are resized to.")
-@click.option("--loss-net", type=click.Choice(list(LOSS_NETWORKS)), default=None,
-              help="Loss network (default: the one the model's recipe states, else squeezenet1_1).")
-@click.option(WEIGHTS_OPTION, "loss_net_weights", type=click.Path(dir_okay=False), default=None,
-              help="Loss-network weights (else $LIVESTYLE_LOSSNET_WEIGHTS, torchvision's cache/download).")
-@click.option("--optimizer", type=click.Choice(["lbfgs", "adam"]), default="lbfgs", show_default=True)
+@loss_net_options(None, "Loss network (default: the one the model's recipe states, else squeezenet1_1).")
+@optimizer_option("Gatys: ")
 @click.option("--init", type=click.Choice(["content", "noise"]), default="content", show_default=True,
               help="Gatys start image.")
 @click.option("--infer-scale", "infer_scales", multiple=True, type=click.FloatRange(0, 1, min_open=True),
               help="Also score the model run at this fraction of the size and upsampled back, bicubic and guided "
                    "(repeatable): the quality cost of `--infer-scale`.")
-@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
-@click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
-              help="Write JSON + Markdown reports (and the images) into this folder.")
-def style(style_name, model_file, style_image, contents, iterations, size, loss_net, loss_net_weights, optimizer,
-          init, infer_scales, device, out_dir):
+@device_option
+@report_options(None, "Report file stem (default eval-style-<model>).")
+def style(style, model_file, style_image, contents, iterations, size, loss_net, loss_net_weights, optimizer,
+          init, infer_scales, device, out_dir, stem):
     """Content/style/total loss of the feed-forward output vs Gatys after N iterations, same images."""
-    from ..catalog import Catalog, choose_model
-    from ..engines import resolve_device
-    from ..errors import UnknownModelError
-    from ..evaluate import compare_style, objective_config_from_recipe, style_table_markdown
-    from ..gatys import GatysConfig
-    from ..io.images import read_image
-    from ..objective import ObjectiveConfig, build_objective, image_to_batch, resize_long_side
+    from livestyle.engines.device import resolve_device
+    from livestyle.errors import UnknownModelError
+    from livestyle.files import write_json_and_markdown
+    from livestyle.io.images import read_image
+    from livestyle.models.convention import batch_to_image, image_to_batch
+    from livestyle.quality.gatys import GatysConfig
+    from livestyle.quality.objective import ObjectiveConfig, build_objective, resize_long_side
+    from livestyle.quality.style_eval import compare_style, objective_config_from_recipe, style_table_markdown
+    from livestyle.zoo.catalog import Catalog, entry_beside
+    from livestyle.zoo.choice import choose_model
 
-    require_one_style_model(style_name, model_file)
-    if out_dir:
-        check_output_folder(out_dir)  # now, not after the evaluation
-    choice = choose_model(style=style_name, model_file=model_file)
+    require_one_style_model(style, model_file)
+    check_out_folder(out_dir)
+    choice = choose_model(style=style, model_file=model_file)
     if choice.task != "style":
         raise UnknownModelError(f"{choice.name} is a {choice.task} model; eval style needs a style model")
-    recipe_config = objective_config_from_recipe(Catalog().get(style_name).recipe if style_name
-                                                 else _entry_beside(model_file).get("recipe"))
+    recipe_config = objective_config_from_recipe(Catalog().get(style).recipe if style
+                                                 else entry_beside(model_file).get("recipe"))
     config = recipe_config or ObjectiveConfig(loss_net=loss_net or "squeezenet1_1")
     if loss_net and loss_net != config.loss_net:
         config = ObjectiveConfig(loss_net=loss_net)
@@ -149,8 +132,8 @@ def style(style_name, model_file, style_image, contents, iterations, size, loss_
     click.echo(f"{choice.name}: {len(batches)} image(s), Gatys to {max(iterations)} iterations on {dev}", err=True)
     variants = {}
     if infer_scales:
-        from ..engines import create_engine
-        from ..engines.resolution import UPSAMPLERS
+        from livestyle.engines import UPSAMPLERS
+        from livestyle.engines.factory import create_engine
 
         variants = {f"feed-forward @{f:g}× {up}": create_engine(choice.model, backend="torch", device=str(dev),
                                                                infer_scale=f, upsample=up)
@@ -163,42 +146,38 @@ def style(style_name, model_file, style_image, contents, iterations, size, loss_
     markdown = style_table_markdown(comparison)
     click.echo(markdown)
     if out_dir:
-        from ..io.images import Image, write_image
+        from livestyle.io.images import Image, write_image
 
-        stem = f"eval-style-{choice.name}"
+        stem = stem or f"eval-style-{choice.name}"
         paths = write_json_and_markdown(out_dir, stem, comparison.to_dict(), f"# Style: {choice.name}\n\n" + markdown)
         for key, tensor in comparison.outputs.items():
             image_name, method = key.rsplit(":", 1)
             method = re.sub(r"[^0-9A-Za-z.]+", "-", method.replace("×", "x")).strip("-")
-            rgb = tensor[0].permute(1, 2, 0).numpy()
-            write_image(Path(out_dir) / f"{stem}-{Path(image_name).stem}-{method}.png", Image(rgb))
+            write_image(Path(out_dir) / f"{stem}-{Path(image_name).stem}-{method}.png", Image(batch_to_image(tensor)))
         click.echo("wrote " + ", ".join(map(str, paths)) + f" and {len(comparison.outputs)} image(s)", err=True)
 
 
 @command.command("video")
 @click.argument("input_path", metavar="IN", type=click.Path(exists=True, dir_okay=False))
-@click.option("--style", default=None, help="A style from the catalog.")
-@click.option("--model", "model_file", type=click.Path(dir_okay=False), default=None, help="A style model file.")
+@style_option
+@model_file_option
 @click.option("--max-frames", type=click.IntRange(min=2), default=None, help="Score only the first N frames.")
-@click.option("--size", default=None, metavar="WxH", help="Resize frames to WxH before inference.")
-@click.option("--scale", type=float, default=None, help="Resize frames by this factor before inference.")
-@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
-@click.option("--backend", default="auto", show_default=True, help="Inference backend.")
-@click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
-              help="Also write JSON + Markdown reports into this folder.")
-def video(input_path, style, model_file, max_frames, size, scale, device, backend, out_dir):
+@inference_size_options
+@device_option
+@backend_option
+@report_options(None, "Report file stem (default eval-video-<clip>-<model>).")
+def video(input_path, style, model_file, max_frames, size, scale, device, backend, out_dir, stem):
     """Flicker score (warping error along the input's DIS flow, occlusions masked) without and with --stabilize."""
-    from ..catalog import choose_model
-    from ..chain import build_engine
-    from ..engines import batch_to_frames, frames_to_batch
-    from ..errors import UnknownModelError
-    from ..evaluate import compare_flicker
-    from ..io.sources import VideoFileSource
-    from .video import inference_size
+    from livestyle.engines.factory import build_engine
+    from livestyle.errors import UnknownModelError
+    from livestyle.files import write_json_and_markdown
+    from livestyle.io.sources import VideoFileSource
+    from livestyle.models.convention import batch_to_frames, frames_to_batch
+    from livestyle.quality.flicker import compare_flicker
+    from livestyle.zoo.choice import choose_model
 
     require_one_style_model(style, model_file)
-    if out_dir:
-        check_output_folder(out_dir)  # now, not after the evaluation
+    check_out_folder(out_dir)
     choice = choose_model(style=style, model_file=model_file)
     if choice.task != "style":  # the flicker score compares outputs with the input's own flow
         raise UnknownModelError(f"{choice.name} is a {choice.task} model; eval video needs a style model")
@@ -226,4 +205,4 @@ def video(input_path, style, model_file, max_frames, size, scale, device, backen
     )
     click.echo(markdown, nl=False)
     if out_dir:
-        write_json_and_markdown(out_dir, f"eval-video-{Path(input_path).stem}-{choice.name}", data, markdown)
+        write_json_and_markdown(out_dir, stem or f"eval-video-{Path(input_path).stem}-{choice.name}", data, markdown)

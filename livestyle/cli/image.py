@@ -3,63 +3,47 @@ from __future__ import annotations
 
 import click
 
-from ..catalog import choose_model
-from ..chain import build_engine
-from ..effects import FramePostprocess
-from ..errors import InsufficientMemoryError, is_out_of_memory
-from ..io.images import check_image_output, read_image, write_image
-from ..stylize import stylize_image
-from .options import device_options, effect_options, model_options, say_when_compiling, style_variant
+from livestyle.cli.options import (compose, effect_options, engine_options, engine_precision, loss_net_options,
+                                   model_options, optimizer_option, say_when_compiling, style_variant)
 
 
-def optimize_options(f):
-    """--optimize and its settings (the Gatys et al. baseline instead of a feed-forward model)."""
-    from ..models.lossnets import LOSS_NETWORKS, WEIGHTS_OPTION
-
-    options = [
-        click.option("--optimize", is_flag=True,
-                     help="Optimise the image itself towards --style-image (Gatys et al.; slow, best quality) "
-                          "instead of running a model."),
-        click.option("--style-image", type=click.Path(exists=True, dir_okay=False), default=None,
-                     help="Style image for --optimize."),
-        click.option("--iters", type=click.IntRange(min=1), default=500, show_default=True,
-                     help="--optimize: iterations."),
-        click.option("--optimizer", type=click.Choice(["lbfgs", "adam"]), default="lbfgs", show_default=True,
-                     help="--optimize: L-BFGS as in the paper, or Adam."),
-        click.option("--init", type=click.Choice(["content", "noise"]), default="content", show_default=True,
-                     help="--optimize: start from the content image or from white noise."),
-        click.option("--size", type=click.IntRange(min=16), default=None,
-                     help="--optimize: long side to work at (default: the input's)."),
-        click.option("--style-weight", type=click.FloatRange(min=0), default=None,
-                     help="--optimize: style term weight (default: the loss network's, see livestyle.objective)."),
-        click.option("--content-weight", type=click.FloatRange(min=0), default=None,
-                     help="--optimize: content term weight."),
-        click.option("--tv-weight", type=click.FloatRange(min=0), default=None,
-                     help="--optimize: total-variation weight."),
-        click.option("--loss-net", type=click.Choice(list(LOSS_NETWORKS)), default="squeezenet1_1",
-                     show_default=True, help="--optimize: loss network."),
-        click.option(WEIGHTS_OPTION, "loss_net_weights", type=click.Path(dir_okay=False), default=None,
-                     help="--optimize: loss-network weights (else $LIVESTYLE_LOSSNET_WEIGHTS, torchvision's "
-                          "cache, download)."),
-    ]
-    for option in reversed(options):
-        f = option(f)
-    return f
+optimize_options = compose(
+    click.option("--optimize", is_flag=True,
+                 help="Optimise the image itself towards --style-image (Gatys et al.; slow, best quality) "
+                      "instead of running a model."),
+    click.option("--style-image", type=click.Path(exists=True, dir_okay=False), default=None,
+                 help="Style image for --optimize."),
+    click.option("--iters", type=click.IntRange(min=1), default=500, show_default=True, help="--optimize: iterations."),
+    optimizer_option("--optimize: "),
+    click.option("--init", type=click.Choice(["content", "noise"]), default="content", show_default=True,
+                 help="--optimize: start from the content image or from white noise."),
+    click.option("--size", type=click.IntRange(min=16), default=None,
+                 help="--optimize: long side to work at (default: the input's)."),
+    click.option("--style-weight", type=click.FloatRange(min=0), default=None,
+                 help="--optimize: style term weight (default: the loss network's, see livestyle.quality.objective)."),
+    click.option("--content-weight", type=click.FloatRange(min=0), default=None,
+                 help="--optimize: content term weight."),
+    click.option("--tv-weight", type=click.FloatRange(min=0), default=None, help="--optimize: total-variation weight."),
+    loss_net_options(help="--optimize: loss network."),
+)
+"""--optimize and its settings (the Gatys et al. baseline instead of a feed-forward model)."""
 
 
 @click.command("image")
 @click.argument("input_path", metavar="IN", type=click.Path(dir_okay=False))
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="Output image (PNG, JPEG, …).")
 @model_options
-@device_options
+@engine_options
 @effect_options
 @optimize_options
-def command(input_path, output, style, model_file, superres, variant, device, fp16, backend, compile_net, infer_scale,
-            upsample, strength, preserve_colors, tile, **optimize):
+def command(input_path, output, style, model_file, superres, variant, device, precision, fp16, backend, compile_net,
+            infer_scale, upsample, strength, preserve_colors, tile, **optimize):
     """Stylise or upscale one image (PNG/JPEG; greyscale, alpha and 16-bit handled).
 
     With --optimize --style-image IMG: no model, the Gatys et al. optimisation (slow, best quality).
     """
+    from livestyle.io.images import check_image_output
+
     check_image_output(output, input_path, optimize["style_image"])
     if optimize.pop("optimize"):
         if style or model_file or superres:
@@ -77,11 +61,18 @@ def command(input_path, output, style, model_file, superres, variant, device, fp
         what = "is an --optimize setting; a model does not use it" if len(given) == 1 else \
             "are --optimize settings; a model does not use them"
         raise click.UsageError(f"{', '.join(given)} {what}")
+    from livestyle.engines.factory import build_engine
+    from livestyle.errors import InsufficientMemoryError, is_out_of_memory
+    from livestyle.io.images import read_image, write_image
+    from livestyle.pipeline.still import stylize_image
+    from livestyle.postprocess.effects import FramePostprocess
+    from livestyle.zoo.choice import choose_model
+
     image = read_image(input_path)
     choice = choose_model(style=style, model_file=model_file, superres=superres,
                           variant=style_variant(variant, device))
-    engine = build_engine(choice, backend=backend, device=device, fp16=fp16, tile=tile,
-                          infer_scale=infer_scale, upsample=upsample, compile=compile_net)
+    engine = build_engine(choice, backend=backend, device=device, precision=engine_precision(precision, fp16, device),
+                          tile=tile, infer_scale=infer_scale, upsample=upsample, compile=compile_net)
     say_when_compiling(compile_net)
     try:
         result = stylize_image(engine, image)
@@ -106,10 +97,11 @@ def _optimize(input_path, output, *, style_image, iters, optimizer, init, size, 
 
     from tqdm import tqdm
 
-    from ..engines import resolve_device
-    from ..gatys import GatysConfig, stylize_by_optimization
-    from ..io.images import Image, resize_alpha
-    from ..objective import ObjectiveConfig
+    from livestyle.engines.device import resolve_device
+    from livestyle.io.images import Image, read_image, resize_alpha, write_image
+    from livestyle.models.convention import batch_to_image
+    from livestyle.quality.gatys import GatysConfig, stylize_by_optimization
+    from livestyle.quality.objective import ObjectiveConfig
 
     if not style_image:
         raise click.UsageError("--optimize needs --style-image IMG")
@@ -127,7 +119,7 @@ def _optimize(input_path, output, *, style_image, iters, optimizer, init, size, 
         result = stylize_by_optimization(image.rgb, style.rgb, config, GatysConfig(iterations=iters, optimizer=optimizer,
                                                                                    init=init),
                                          weights=loss_net_weights, device=dev, size=size, on_iteration=on_iteration)
-    rgb = result.image[0].permute(1, 2, 0).cpu().numpy()
+    rgb = batch_to_image(result.image)
     alpha = image.alpha
     if alpha is not None and alpha.shape != rgb.shape[:2]:
         alpha = resize_alpha(alpha, (rgb.shape[1], rgb.shape[0]))

@@ -13,8 +13,8 @@ import click
               help="Value range of an ONNX file's network (auto: detected).")
 def command(file, name, credit, licence, value_range):
     """Convert a pytorch/examples fast_neural_style checkpoint or ONNX export to a catalog model."""
-    from ..catalog import default_weights_dir
-    from ..community import import_community_model
+    from livestyle.zoo.catalog import default_weights_dir
+    from livestyle.zoo.importer import import_community_model
 
     folder = default_weights_dir()
     entry = import_community_model(file, name, folder, credit=credit, licence=licence,

@@ -1,10 +1,30 @@
-"""Click options shared by several commands."""
+"""Every option that several commands share, declared once (in the manner of pip-tools'
+``scripts/options.py``), with the small helpers that read them.
+
+Nothing heavy is imported here: `livestyle --help` and usage errors answer before torch loads.
+"""
 from __future__ import annotations
+
+import os
+from pathlib import Path
 
 import click
 
-from ..engines import BACKENDS
+from livestyle.engines import BACKENDS, PRECISIONS, UPSAMPLERS
+from livestyle.engines.export import MAX_SIDE
+from livestyle.models import ENV_LOSSNET_WEIGHTS, LOSS_NETWORK_NAMES
 
+
+def compose(*decorators):
+    """One decorator applying ``decorators`` in order, so options show in ``--help`` as listed."""
+    def apply(f):
+        for decorator in reversed(decorators):
+            f = decorator(f)
+        return f
+    return apply
+
+
+# --- values -------------------------------------------------------------------------------------
 
 class SuperResChoice(click.ParamType):
     """--superres: a scale (4 or 8: the catalog's default model for it) or an SR model's catalog name.
@@ -20,18 +40,50 @@ class SuperResChoice(click.ParamType):
         return value
 
 
-def model_options(f):
-    """--style NAME | --model FILE | --superres 4|8|NAME (exactly one, checked by the library), --variant."""
-    f = click.option("--variant", type=click.Choice(["auto", "full", "small"]), default="auto", show_default=True,
-                     help="Which model a plain style name means: its full model or its small real-time variant "
-                          "(<style>_small); auto: small where the network runs on the CPU, else full.")(f)
-    f = click.option("--superres", type=SuperResChoice(), default=None,
-                     help="Upscale with the catalog's ×4 or ×8 super-resolution model, or name one "
-                          "(e.g. x4_feat; see `livestyle styles`).")(f)
-    f = click.option("--model", "model_file", type=click.Path(dir_okay=False), default=None,
-                     help="A livestyle safetensors model file.")(f)
-    f = click.option("--style", default=None, help="A style from the catalog (see `livestyle styles`).")(f)
-    return f
+def int_list(ctx, param, value: str) -> tuple[int, ...]:
+    """"256,512,1024" → (256, 512, 1024); anything else is a usage error."""
+    try:
+        numbers = tuple(int(v) for v in value.split(",") if v.strip())
+    except ValueError:
+        raise click.BadParameter(f"expected comma-separated integers, got {value!r}", ctx, param) from None
+    if not numbers or min(numbers) < 1:
+        raise click.BadParameter(f"expected positive integers, got {value!r}", ctx, param)
+    return numbers
+
+
+def image_sizes(ctx, param, value: str) -> tuple[int, ...]:
+    """Like int_list, each a side length from 16 to the export's largest (8192) pixels."""
+    sizes = int_list(ctx, param, value)
+    if min(sizes) < 16 or max(sizes) > MAX_SIDE:
+        raise click.BadParameter(f"sizes must be from 16 to {MAX_SIDE} pixels, got {value!r}", ctx, param)
+    return sizes
+
+
+def name_list(ctx, param, value: str) -> tuple[str, ...]:
+    return tuple(v.strip() for v in value.split(",") if v.strip())
+
+
+def report_name(ctx, param, value: str | None) -> str | None:
+    """A report file stem: a plain name, so the reports stay inside --out (no folders, no "..")."""
+    if value is not None and (not value.strip() or value in (".", "..") or any(sep in value for sep in "/\\")):
+        raise click.BadParameter(f"expected a plain file name (no folders), got {value!r}", ctx, param)
+    return value
+
+
+# --- which model --------------------------------------------------------------------------------
+
+style_option = click.option("--style", default=None, help="A style from the catalog (see `livestyle styles`).")
+model_file_option = click.option("--model", "model_file", type=click.Path(dir_okay=False), default=None,
+                                 help="A livestyle safetensors model file (or a pytorch/examples .pth / ONNX file).")
+superres_option = click.option("--superres", type=SuperResChoice(), default=None,
+                               help="Upscale with the catalog's ×4 or ×8 super-resolution model, or name one "
+                                    "(e.g. x4_feat; see `livestyle styles`).")
+variant_option = click.option("--variant", type=click.Choice(["auto", "full", "small"]), default="auto",
+                              show_default=True,
+                              help="Which model a plain style name means: its full model or its small real-time "
+                                   "variant (<style>_small); auto: small where the network runs on the CPU, else full.")
+model_options = compose(style_option, model_file_option, superres_option, variant_option)
+"""--style NAME | --model FILE | --superres 4|8|NAME (exactly one, checked by the library), --variant."""
 
 
 def require_one_style_model(style: str | None, model_file: str | None) -> None:
@@ -42,71 +94,138 @@ def require_one_style_model(style: str | None, model_file: str | None) -> None:
 
 
 def style_variant(variant: str, device: str | None) -> str:
-    """``--variant``: "auto" becomes "small" where the network runs on the CPU (see resolve_device), else "full"."""
+    """``--variant`` for the device the network will run on ("auto": small on the CPU, else full)."""
     if variant != "auto":
         return variant
-    from ..engines import resolve_device
+    from livestyle.engines.device import resolve_device
+    from livestyle.zoo.choice import resolve_variant
 
-    return "small" if resolve_device(device).type == "cpu" else "full"
+    return resolve_variant(variant, resolve_device(device).type)
 
 
-def device_options(f):
-    """--device, --fp16, --backend, --compile, --infer-scale, --upsample."""
-    f = click.option("--upsample", type=click.Choice(["guided", "bicubic"]), default="guided", show_default=True,
-                     help="How --infer-scale results are brought back to full size (guided: edge-aware).")(f)
-    f = click.option("--infer-scale", type=click.FloatRange(0.0, 1.0, min_open=True), default=1.0,
-                     show_default=True,
-                     help="Run the style network at this fraction of the frame size, then upsample "
-                          "(a speed option for slow CPUs; not exact).")(f)
-    f = click.option("--compile", "compile_net", is_flag=True,
-                     help="Run the network under torch.compile (torch backend): the first frame of each size "
-                          "compiles (a minute or less), later runs read the compiled code from the cache "
-                          "folder. For long runs at one size (cam, video), chiefly on CUDA without TensorRT.")(f)
-    f = click.option("--backend", type=click.Choice(BACKENDS), default="auto", show_default=True,
-                     help="Inference backend.")(f)
-    f = click.option("--fp16", is_flag=True,
-                     help="Half precision: FP16 on CUDA; BF16 on CPUs with AVX512-BF16 or AMX.")(f)
-    f = click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")(f)
-    return f
+# --- how it runs --------------------------------------------------------------------------------
+
+device_option = click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
+precision_options = compose(
+    click.option("--precision", type=click.Choice(PRECISIONS), default="auto", show_default=True,
+                 help="Numeric precision of the network: auto (the fastest measured for the model and "
+                      "device), fp32, fp16 (CUDA) or bf16 (CUDA, or CPUs with AVX512-BF16 or AMX)."),
+    click.option("--fp16", is_flag=True,
+                 help="Alias: the device's half precision, --precision fp16 on CUDA and bf16 on the CPU."),
+)
+backend_option = click.option("--backend", type=click.Choice(BACKENDS), default="auto", show_default=True,
+                              help="Inference backend.")
+engine_options = compose(
+    device_option, precision_options, backend_option,
+    click.option("--compile", "compile_net", is_flag=True,
+                 help="Run the network under torch.compile (torch backend): the first frame of each size "
+                      "compiles (a minute or less), later runs read the compiled code from the cache "
+                      "folder. For long runs at one size (cam, video), chiefly on CUDA without TensorRT."),
+    click.option("--infer-scale", type=click.FloatRange(0.0, 1.0, min_open=True), default=1.0, show_default=True,
+                 help="Run the style network at this fraction of the frame size, then upsample "
+                      "(a speed option for slow CPUs; not exact)."),
+    click.option("--upsample", type=click.Choice(UPSAMPLERS), default="guided", show_default=True,
+                 help="How --infer-scale results are brought back to full size (guided: edge-aware)."),
+)
+"""--device, --precision/--fp16, --backend, --compile, --infer-scale, --upsample."""
+
+
+def engine_precision(precision: str, fp16: bool, device: str | None) -> str:
+    """--precision, with --fp16 read as the device's half precision (FP16 on CUDA, BF16 on the CPU)."""
+    if not fp16:
+        return precision
+    from livestyle.engines.device import half_precision, resolve_device
+
+    half = half_precision(resolve_device(device))
+    if precision not in ("auto", half):
+        raise click.UsageError(f"--fp16 means --precision {half} here; it contradicts --precision {precision}")
+    return half
 
 
 def say_when_compiling(compile_net: bool) -> None:
     """With --compile, say on stderr why the first frame of a size is slow, and where the cache is."""
     if compile_net:
-        import os
-
-        from ..engines.compile_cache import ENV_INDUCTOR_CACHE
+        from livestyle.engines.compile_cache import ENV_INDUCTOR_CACHE
 
         folder = os.environ.get(ENV_INDUCTOR_CACHE, "torch's temporary folder")
         click.echo(f"livestyle: compiling the network for each new frame size: up to a minute the first time, "
                    f"seconds once cached ({folder})", err=True)
 
 
-def effect_options(f):
-    """--strength, --preserve-colors, --tile (see livestyle.effects and livestyle.tiling)."""
-    f = click.option("--tile", type=click.IntRange(min=16), default=None, metavar="N",
-                     help="Run the network in overlapping N×N tiles (frames larger than memory allows); "
-                          "instance norm uses the whole frame's statistics, so tiles keep their colours.")(f)
-    f = click.option("--preserve-colors", is_flag=True,
-                     help="Keep the input's colours: take only the stylised luminance.")(f)
-    f = click.option("--strength", type=click.FloatRange(0.0, 1.0), default=1.0, show_default=True,
-                     help="Style strength: 0 = the input, 1 = the full stylised frame.")(f)
-    return f
+# --- frames -------------------------------------------------------------------------------------
+
+inference_size_options = compose(
+    click.option("--size", default=None, metavar="WxH", help="Resize frames to WxH before inference."),
+    click.option("--scale", type=float, default=None,
+                 help="Resize frames by this factor before inference (e.g. 0.5); sizes stay even."),
+)
+"""--size WxH | --scale F: the resolution frames are resized to before inference."""
 
 
-def frame_hooks(*, strength: float = 1.0, preserve_colors: bool = False, stabilize: bool = False,
-                live: bool = False):
-    """The pipeline's per-frame post-process hooks for these options, and the FramePostprocess among them.
+def inference_size(size: str | None, scale: float | None):
+    """The CLI's --size/--scale as an InferenceSize (at most one of them)."""
+    from livestyle.errors import InputError
+    from livestyle.io.sources import InferenceSize, parse_size
 
-    Order: temporal stabilisation first (it compares raw network outputs), then the effects. The
-    FramePostprocess is returned even when it does nothing; ``live`` keeps it in the hooks so that
-    keys can change it and style switches cross-fade.
-    """
-    from ..effects import FramePostprocess
-    from ..temporal import Stabilizer
+    if size and scale:
+        raise InputError("give --size or --scale, not both")
+    if scale is not None and not 0.01 <= scale <= 16:
+        raise InputError(f"--scale {scale} is out of range (0.01 … 16)")
+    if size:
+        width, height = parse_size(size)
+        return InferenceSize(width=width, height=height)
+    return InferenceSize(scale=scale)
 
-    effects = FramePostprocess(strength=strength, preserve_colors=preserve_colors)
-    hooks = [Stabilizer()] if stabilize else []
-    if live or not effects.is_identity:
-        hooks.append(effects)
-    return hooks, effects
+
+effect_options = compose(
+    click.option("--strength", type=click.FloatRange(0.0, 1.0), default=1.0, show_default=True,
+                 help="Style strength: 0 = the input, 1 = the full stylised frame."),
+    click.option("--preserve-colors", is_flag=True, help="Keep the input's colours: take only the stylised luminance."),
+    click.option("--tile", type=click.IntRange(min=16), default=None, metavar="N",
+                 help="Run the network in overlapping N×N tiles (frames larger than memory allows); "
+                      "instance norm uses the whole frame's statistics, so tiles keep their colours."),
+)
+"""--strength, --preserve-colors, --tile (``livestyle.postprocess.effects``, ``livestyle.engines.tiling``)."""
+
+stabilize_option = click.option(
+    "--stabilize", is_flag=True,
+    help="Lower flicker: blend with the previous output along the input's optical flow (reset at cuts).")
+
+
+# --- losses and reports -------------------------------------------------------------------------
+
+def loss_net_options(default: str | None = "squeezenet1_1", help: str = "Frozen ImageNet network the losses "
+                     "are measured with."):
+    """--loss-net NAME, --loss-net-weights FILE (else $LIVESTYLE_LOSSNET_WEIGHTS, torchvision's cache/download)."""
+    return compose(
+        click.option("--loss-net", type=click.Choice(LOSS_NETWORK_NAMES), default=default, show_default=True,
+                     help=help),
+        click.option("--loss-net-weights", "loss_net_weights", type=click.Path(dir_okay=False), default=None,
+                     help=f"Loss-network weights (.safetensors or torchvision .pth); else ${ENV_LOSSNET_WEIGHTS}, "
+                          "torchvision's cache, download."),
+    )
+
+
+def optimizer_option(what: str = ""):
+    return click.option("--optimizer", type=click.Choice(["lbfgs", "adam"]), default="lbfgs", show_default=True,
+                        help=f"{what}L-BFGS as in the paper, or Adam.")
+
+
+def report_options(default_out: str | None, stem_help: str):
+    """--out DIR (reports go there) and --name STEM (their file name)."""
+    return compose(
+        click.option("--out", "out_dir", type=click.Path(file_okay=False), default=default_out,
+                     show_default=default_out is not None,
+                     help="Folder for the JSON and Markdown reports" + (" (and images)." if default_out is None
+                                                                        else ".")),
+        click.option("--name", "stem", default=None, callback=report_name, help=stem_help),
+    )
+
+
+def check_out_folder(out_dir: str | os.PathLike | None) -> Path | None:
+    """--out checked now, not after minutes of work."""
+    if out_dir is None:
+        return None
+    from livestyle.files import check_output_folder
+
+    return check_output_folder(out_dir)

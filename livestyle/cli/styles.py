@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import click
 
-from ..catalog import Catalog
+from livestyle.zoo.catalog import Catalog, describe_arch
 
 
 @click.command("styles")
@@ -13,24 +13,8 @@ def command():
     if not catalog.entries:
         click.echo(f"no trained models are installed yet (catalog: {catalog.folder / 'catalog.json'})")
         return
-    arch_width = max(len("architecture"), *(len(architecture(e.arch)) for e in catalog.entries.values())) + 2
+    arch_width = max(len("architecture"), *(len(describe_arch(e.arch)) for e in catalog.entries.values())) + 2
     click.echo(f"{'name':<22}{'task':<10}{'variant':<8}{'architecture':<{arch_width}}credit")
     for entry in catalog.entries.values():
-        click.echo(f"{entry.name:<22}{entry.task:<10}{entry.variant:<8}{architecture(entry.arch):<{arch_width}}"
+        click.echo(f"{entry.name:<22}{entry.task:<10}{entry.variant:<8}{describe_arch(entry.arch):<{arch_width}}"
                    f"{entry.credit}")
-
-
-def architecture(arch: dict) -> str:
-    """A catalog entry's arch in a few words, e.g. "×4, width 64, 4 blocks"."""
-    words = []
-    if "scale" in arch:
-        words.append(f"×{arch['scale']}")
-    if "width" in arch:
-        words.append(f"width {arch['width']}")
-    if "blocks" in arch:
-        words.append(f"{arch['blocks']} blocks")
-    if arch.get("pixel_shuffle"):
-        words.append("pixel-shuffle")
-    if arch.get("margin"):
-        words.append(f"margin {arch['margin']}")
-    return ", ".join(words) or "-"

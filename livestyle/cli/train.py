@@ -6,7 +6,8 @@ from pathlib import Path
 
 import click
 
-from ..models.lossnets import LOSS_NETWORKS, WEIGHTS_OPTION
+from livestyle.cli.options import compose, device_option, loss_net_options
+from livestyle.training import AMP_CHOICES, LAYOUT_CHOICES
 
 
 def _taps(value: str | None) -> tuple[str, ...] | None:
@@ -56,61 +57,47 @@ def _catalog(ctx, param, value: str | None) -> str | None:
     return value
 
 
-def loss_net_options(f):
-    """--loss-net NAME, --loss-net-weights FILE (else $LIVESTYLE_LOSSNET_WEIGHTS, torchvision's cache/download)."""
-    f = click.option(WEIGHTS_OPTION, "loss_net_weights", type=click.Path(dir_okay=False), default=None,
-                     help="Loss-network weights (.safetensors or torchvision .pth); "
-                          "else $LIVESTYLE_LOSSNET_WEIGHTS, torchvision's cache, download.")(f)
-    f = click.option("--loss-net", type=click.Choice(list(LOSS_NETWORKS)), default="squeezenet1_1",
-                     show_default=True, help="Frozen ImageNet network the losses are measured with.")(f)
-    return f
-
-
-def run_options(f):
-    """Device, precision, checkpoints, previews, seed, catalog."""
-    options = [
-        click.option("--catalog", type=click.Path(), default=None, callback=_catalog,
-                     help="Also add (or replace) the model's entry in this catalog.json (or folder)."),
-        click.option("--preview-dir", type=click.Path(file_okay=False), default=None,
-                     help="Folder for preview images (default: beside OUT)."),
-        click.option("--preview-every", type=click.IntRange(min=0), default=500, show_default=True,
-                     help="Write a preview image every N steps (0: never)."),
-        click.option("--time-limit", type=click.FloatRange(min=0), default=None, metavar="SECONDS",
-                     help="Stop after this much training time and write the model (the entry says so)."),
-        click.option("--resume", is_flag=True, help="Continue the run saved in --checkpoint."),
-        click.option("--init", type=click.Path(exists=True, dir_okay=False), default=None,
-                     help="Start from this model file (same architecture): fine-tune a trained model, or go on "
-                          "training one whose checkpoint is gone. Adam starts afresh."),
-        click.option("--checkpoint-every", type=click.IntRange(min=0), default=1000, show_default=True),
-        click.option("--checkpoint", type=click.Path(dir_okay=False), default=None,
-                     help="Checkpoint file (default: OUT with suffix .ckpt)."),
-        click.option("--channels-last", type=click.Choice(["auto", "on", "off"]), default="auto",
-                     show_default=True, help="Memory layout; auto times both on CUDA."),
-        click.option("--amp", type=click.Choice(["auto", "off", "bf16", "fp16"]), default="auto", show_default=True,
-                     help="Mixed precision; auto times fp32/TF32 against bf16 on CUDA, off on CPU; a "
-                          "resumed run keeps its own."),
-        click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N."),
-        click.option("--no-progress", is_flag=True, help="No progress bar."),
-        click.option("--seed", type=int, default=0, show_default=True, help="Seed of weights and data order."),
-        click.option("--data-limit", type=click.IntRange(min=1), default=None,
-                     help="Use only the first N photos of the data set."),
-        click.option("--lr", type=float, default=None, callback=_learning_rate,
-                     help="Adam learning rate (default 1e-3, the paper's; 1e-4 for residual SR, whose first "
-                          "steps at 1e-3 overshoot)."),
-        click.option("--batch-size", type=click.IntRange(min=1), default=4, show_default=True),
-        click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
-                     help="Model file to write (.safetensors); its catalog entry goes to OUT.json."),
-        click.option("--dataset", required=True, type=click.Path(exists=True),
-                     help="Folder of photos (searched recursively) or a .npz pack (bench/pack_data.py)."),
-    ]
-    for option in options:
-        f = option(f)
-    return f
+run_options = compose(
+    click.option("--dataset", required=True, type=click.Path(exists=True),
+                 help="Folder of photos (searched recursively) or a .npz image pack."),
+    click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
+                 help="Model file to write (.safetensors); its catalog entry goes to OUT.json."),
+    click.option("--batch-size", type=click.IntRange(min=1), default=4, show_default=True),
+    click.option("--lr", type=float, default=None, callback=_learning_rate,
+                 help="Adam learning rate (default 1e-3, the paper's; 1e-4 for residual SR, whose first "
+                      "steps at 1e-3 overshoot)."),
+    click.option("--data-limit", type=click.IntRange(min=1), default=None,
+                 help="Use only the first N photos of the data set."),
+    click.option("--seed", type=int, default=0, show_default=True, help="Seed of weights and data order."),
+    click.option("--no-progress", is_flag=True, help="No progress bar."),
+    device_option,
+    click.option("--amp", type=click.Choice(AMP_CHOICES), default="auto", show_default=True,
+                 help="Mixed precision; auto times fp32/TF32 against bf16 on CUDA, off on CPU; a "
+                      "resumed run keeps its own."),
+    click.option("--channels-last", type=click.Choice(LAYOUT_CHOICES), default="auto",
+                 show_default=True, help="Memory layout; auto times both on CUDA."),
+    click.option("--checkpoint", type=click.Path(dir_okay=False), default=None,
+                 help="Checkpoint file (default: OUT with suffix .ckpt)."),
+    click.option("--checkpoint-every", type=click.IntRange(min=0), default=1000, show_default=True),
+    click.option("--init", type=click.Path(exists=True, dir_okay=False), default=None,
+                 help="Start from this model file (same architecture): fine-tune a trained model, or go on "
+                      "training one whose checkpoint is gone. Adam starts afresh."),
+    click.option("--resume", is_flag=True, help="Continue the run saved in --checkpoint."),
+    click.option("--time-limit", type=click.FloatRange(min=0), default=None, metavar="SECONDS",
+                 help="Stop after this much training time and write the model (the entry says so)."),
+    click.option("--preview-every", type=click.IntRange(min=0), default=500, show_default=True,
+                 help="Write a preview image every N steps (0: never)."),
+    click.option("--preview-dir", type=click.Path(file_okay=False), default=None,
+                 help="Folder for preview images (default: beside OUT)."),
+    click.option("--catalog", type=click.Path(), default=None, callback=_catalog,
+                 help="Also add (or replace) the model's entry in this catalog.json (or folder)."),
+)
+"""--dataset, -o, batch size, learning rate, seed, device, precision, checkpoints, previews, catalog."""
 
 
 def _run_options(output, *, device, amp, channels_last, checkpoint, checkpoint_every, resume, preview_dir,
                  preview_every, no_progress, time_limit):
-    from ..train import RunOptions
+    from livestyle.training.recipes import RunOptions
 
     output = Path(output)
     return RunOptions(device=device, amp=amp, channels_last=channels_last,
@@ -120,15 +107,15 @@ def _run_options(output, *, device, amp, channels_last, checkpoint, checkpoint_e
 
 
 def _check_catalog(catalog: str | None, name: str | None, output: str) -> None:
-    """Before any work: the entry this run will add to --catalog can be added (see check_catalog_entry)."""
+    """Before any work: the entry this run will add to --catalog can be added (see zoo.catalog.check_entry)."""
     if catalog:
-        from ..train import check_catalog_entry
+        from livestyle.zoo.catalog import check_entry
 
-        check_catalog_entry(catalog, name or Path(output).stem, Path(output).name)
+        check_entry(catalog, name or Path(output).stem, Path(output).name)
 
 
 def _report(result, output, catalog) -> None:
-    from ..train import add_catalog_entry
+    from livestyle.zoo.catalog import add_entry
 
     losses = ", ".join(f"{k} {v:.4g}" for k, v in result.final_losses.items())
     click.echo(f"{output}: {result.steps} steps, {result.images_per_second:.1f} images/s, final {losses}", err=True)
@@ -137,7 +124,7 @@ def _report(result, output, catalog) -> None:
         click.echo(f"skipped {skipped} unreadable image(s) of {skipped + result.dataset_images}, e.g. "
                    f"{result.skipped_images[0]}", err=True)
     if catalog:
-        path = add_catalog_entry(catalog, result.entry, output)
+        path = add_entry(catalog, result.entry, output)
         click.echo(f"catalog entry {result.entry['name']!r} written to {path}", err=True)
 
 
@@ -149,7 +136,7 @@ def command() -> None:
 @command.command("style")
 @click.option("--style-image", required=True, type=click.Path(exists=True, dir_okay=False), help="The painting.")
 @run_options
-@loss_net_options
+@loss_net_options()
 @click.option("--content-taps", default=None, help="Comma-separated taps (default: the loss network's).")
 @click.option("--style-taps", default=None, help="Comma-separated taps (default: the loss network's).")
 @click.option("--content-weight", type=float, default=None, help="Default: measured per loss network.")
@@ -181,8 +168,9 @@ def style_command(style_image, dataset, output, batch_size, lr, data_limit, seed
                   style_tap_weights, tv_weight, style_size, image_size, iterations, width, blocks, pixel_shuffle,
                   margin, name, variant, quality_images, gatys_iterations):
     """Train a style network: livestyle train style --style-image IMG --dataset DIR -o FILE."""
-    from ..objective import ObjectiveConfig
-    from ..train import StyleRecipe, train_style
+    from livestyle.quality.objective import ObjectiveConfig
+    from livestyle.training.recipes import StyleRecipe
+    from livestyle.training.run import train_style
 
     objective = ObjectiveConfig(loss_net=loss_net, content_taps=_taps(content_taps), style_taps=_taps(style_taps),
                                 content_weight=content_weight, style_weight=style_weight, tv_weight=tv_weight,
@@ -204,7 +192,7 @@ def style_command(style_image, dataset, output, batch_size, lr, data_limit, seed
 @click.option("--scale", type=click.Choice(["4", "8"]), required=True)
 @click.option("--loss", type=click.Choice(["pixel", "feat"]), default="pixel", show_default=True)
 @run_options
-@loss_net_options
+@loss_net_options()
 @click.option("--feature-taps", default=None, help="Taps of the feature loss (default: conv1,fire2 / relu2_2).")
 @click.option("--tv-weight", type=float, default=None, help="Total-variation weight (default 0 pixel, 1e3 feat).")
 @click.option("--patch-size", type=click.IntRange(min=16), default=288, show_default=True)
@@ -226,7 +214,8 @@ def superres_command(scale, loss, dataset, output, batch_size, lr, data_limit, s
                      catalog, loss_net, loss_net_weights, feature_taps, tv_weight, patch_size, iterations, width,
                      blocks, residual, norm, blur_sigma, name, eval_sets):
     """Train a ×4/×8 SR network: livestyle train superres --scale 4 --loss pixel --dataset DIR -o FILE."""
-    from ..train import SuperResRecipe, train_superres
+    from livestyle.training.recipes import SuperResRecipe
+    from livestyle.training.run import train_superres
 
     sets = {}
     for item in eval_sets:

@@ -7,7 +7,9 @@ from pathlib import Path
 
 import click
 
-from .options import device_options, effect_options, frame_hooks, model_options, say_when_compiling, style_variant
+from livestyle.cli.options import (effect_options, engine_options, engine_precision, inference_size,
+                                   inference_size_options, model_options, say_when_compiling, stabilize_option,
+                                   style_variant)
 
 X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow",
                 "placebo")
@@ -18,40 +20,16 @@ def frames(count: int) -> str:
     return f"{count} frame{'' if count == 1 else 's'}"
 
 
-def inference_size_options(f):
-    """--size WxH | --scale F: the resolution frames are resized to before inference."""
-    f = click.option("--scale", type=float, default=None,
-                     help="Resize frames by this factor before inference (e.g. 0.5); sizes stay even.")(f)
-    f = click.option("--size", default=None, metavar="WxH", help="Resize frames to WxH before inference.")(f)
-    return f
-
-
-def inference_size(size: str | None, scale: float | None):
-    """The CLI's --size/--scale as an InferenceSize (at most one of them)."""
-    from ..errors import InputError
-    from ..io.sources import InferenceSize, parse_size
-
-    if size and scale:
-        raise InputError("give --size or --scale, not both")
-    if scale is not None and not 0.01 <= scale <= 16:
-        raise InputError(f"--scale {scale} is out of range (0.01 … 16)")
-    if size:
-        width, height = parse_size(size)
-        return InferenceSize(width=width, height=height)
-    return InferenceSize(scale=scale)
-
-
 @click.command("video")
 @click.argument("input_path", metavar="IN", type=click.Path())
 @click.option("-o", "--output", required=True, type=click.Path(),
               help="Output video (.mp4, .mkv, .mov, .webm), or a folder for PNG frames (a name without extension, "
                    "or ending in /).")
 @model_options
-@device_options
+@engine_options
 @inference_size_options
 @effect_options
-@click.option("--stabilize", is_flag=True,
-              help="Lower flicker: blend with the previous output along the input's optical flow (reset at cuts).")
+@stabilize_option
 @click.option("--batch", type=click.IntRange(1, 64), default=None,
               help="Frames per engine call (default: 4 on CUDA, 1 on the CPU).")
 @click.option("--crf", type=click.IntRange(0, 51), default=18, show_default=True, help="H.264 quality (lower is better).")
@@ -59,8 +37,9 @@ def inference_size(size: str | None, scale: float | None):
               help="x264 speed preset.")
 @click.option("--no-audio", is_flag=True, help="Leave the sound out.")
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Show a progress bar.")
-def command(input_path, output, style, model_file, superres, variant, device, fp16, backend, compile_net, infer_scale,
-            upsample, size, scale, strength, preserve_colors, tile, stabilize, batch, crf, preset, no_audio, progress):
+def command(input_path, output, style, model_file, superres, variant, device, precision, fp16, backend, compile_net,
+            infer_scale, upsample, size, scale, strength, preserve_colors, tile, stabilize, batch, crf, preset, no_audio,
+            progress):
     """Stylise or upscale a video (or a folder of images); sound, timestamps and rotation kept.
 
     The output is written under a temporary name and renamed when done. On Ctrl-C the frames
@@ -68,13 +47,15 @@ def command(input_path, output, style, model_file, superres, variant, device, fp
     """
     from tqdm import tqdm
 
-    from .._files import check_output_path
-    from ..catalog import choose_model
-    from ..chain import build_engine
-    from ..errors import InputError
-    from ..io.pipeline import InferStage, Pipeline
-    from ..io.sinks import ImageFolderSink, VideoFileSink
-    from ..io.sources import open_video_source
+    from livestyle.engines.factory import build_engine
+    from livestyle.errors import InputError
+    from livestyle.files import check_output_path
+    from livestyle.io.sinks import ImageFolderSink, VideoFileSink
+    from livestyle.io.sources import open_video_source
+    from livestyle.pipeline.infer import InferStage
+    from livestyle.pipeline.runner import Pipeline
+    from livestyle.postprocess.effects import frame_postprocessors
+    from livestyle.zoo.choice import choose_model
 
     # A folder of PNG frames: a name without extension, an existing folder, or one ending in "/".
     to_folder = Path(output).suffix == "" or Path(output).is_dir() or output.endswith(("/", os.sep))
@@ -85,8 +66,8 @@ def command(input_path, output, style, model_file, superres, variant, device, fp
     resize = inference_size(size, scale)
     choice = choose_model(style=style, model_file=model_file, superres=superres,
                           variant=style_variant(variant, device))
-    engine = build_engine(choice, backend=backend, device=device, fp16=fp16, tile=tile,
-                          infer_scale=infer_scale, upsample=upsample, compile=compile_net)
+    engine = build_engine(choice, backend=backend, device=device, precision=engine_precision(precision, fp16, device),
+                          tile=tile, infer_scale=infer_scale, upsample=upsample, compile=compile_net)
     say_when_compiling(compile_net)
     source = open_video_source(input_path, size=resize)
     try:
@@ -101,7 +82,7 @@ def command(input_path, output, style, model_file, superres, variant, device, fp
     except BaseException:
         source.close()
         raise
-    hooks, _ = frame_hooks(strength=strength, preserve_colors=preserve_colors, stabilize=stabilize)
+    hooks, _ = frame_postprocessors(strength=strength, preserve_colors=preserve_colors, stabilize=stabilize)
     pipeline = Pipeline(source, InferStage(engine, postprocess=hooks, batch_size=batch), [sink])
     with tqdm(total=source.frames_expected, unit="frame", disable=not progress, dynamic_ncols=True,
               desc=f"{choice.name}") as bar:

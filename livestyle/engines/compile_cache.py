@@ -1,16 +1,11 @@
-"""A persistent cache for torch.compile, kept in livestyle's cache folder beside the ONNX files and
+"""A persistent cache for torch.compile in livestyle's cache folder, beside the ONNX files and
 TensorRT engines, so that only the first run of a network at a frame size pays for compiling.
 
-torch.compile already caches on disk (inductor's FX-graph and AOTAutograd caches, the compiled C++
-or Triton kernels, autotuning results), but by default under the system's temporary folder, which a
-reboot or a temp cleaner empties. Its keys are what this cache needs: the traced graph (the
-architecture, input shape and dtype, but not the weights, which stay inputs of the compiled
-code), the inductor settings, the torch and Triton versions, and the device (GPU model or CPU
-compiler). Two models of one architecture therefore share compiled code, and a new GPU, library
-version or frame size compiles anew.
-
-Measured on this project's 2-core CPU (bench/results/cpu-compile/): the small style model at
-640×480 took 22–25 s to compile the first time and 3 s from this cache in a new process.
+torch.compile already caches on disk (inductor's FX-graph and AOTAutograd caches, compiled kernels,
+autotuning results), but by default in the system's temporary folder, which a reboot empties. Its
+keys are what this cache needs: the traced graph (architecture, input shape and dtype, not the
+weights, which stay inputs of the compiled code), the inductor settings, the torch and Triton
+versions and the device. Models of one architecture therefore share compiled code.
 """
 from __future__ import annotations
 
@@ -24,13 +19,13 @@ SUBDIR = "torch-compile"
 
 def use_persistent_compile_cache(cache_dir: str | os.PathLike | None = None) -> Path | None:
     """Point torch.compile's on-disk caches at ``<cache_dir>/torch-compile`` (default cache folder:
-    export.default_cache_dir()) unless $TORCHINDUCTOR_CACHE_DIR is set; returns the folder in use,
+    ``livestyle.engines.export.cache.default_cache_dir()``) unless $TORCHINDUCTOR_CACHE_DIR is set; returns the folder in use,
     or None (with a warning) where the folder cannot be written and torch keeps its own default.
 
     Call before the first compile of the process: torch's compile workers take the folder with them
     when they start.
     """
-    from ..export import default_cache_dir
+    from livestyle.engines.export.cache import default_cache_dir
 
     chosen = os.environ.get(ENV_INDUCTOR_CACHE)
     # torch writes its default into the variable when it first looks (importing its config does), so

@@ -9,9 +9,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..errors import BackendUnavailableError
-from ..export import INPUT_NAME, OUTPUT_NAME, cached_onnx, default_cache_dir, model_scale, writable_cache_dir
-from .torch_engine import resolve_device
+from livestyle.errors import BackendUnavailableError
+from livestyle.engines.export.onnx import (INPUT_NAME, OUTPUT_NAME, cached_onnx, default_cache_dir, model_scale,
+    writable_cache_dir)
+from livestyle.engines.torch_engine import resolve_device
 
 GPU_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider")
 
@@ -39,19 +40,20 @@ def session_options(ort, *, threads: int | None = None, spinning: bool = False):
 class OnnxRuntimeEngine:
     """Runs a network's ONNX export with ONNX Runtime.
 
-    ``fp16`` (CUDA only): the FP16 graph (instance norms in FP32). ``rewrite``: export with the exact
-    sub-pixel upsample rewrite; default on for the CPU provider, where it took 7–9% less CPU time
-    at 640×480 for widths 8–32 (bench/results/cpu-engines-cputime.md), off on GPUs (not measured
-    there); the name says "-plain" for a CPU engine without it. ``onnx_path``: use this file
+    ``precision``: "fp32", or "fp16" (CUDA only: the FP16 graph, instance norms in FP32). ``rewrite``:
+    export with the exact sub-pixel upsample rewrite; default on for the CPU provider, off on GPUs;
+    the name says "-plain" for a CPU engine without it. ``onnx_path``: use this file
     instead of the cached export. Input/output: float32 (N, 3, H, W) in [0, 1]; output on the engine's
     device (CPU for the CPU provider).
     """
 
-    def __init__(self, model: nn.Module, *, device: torch.device | str | None = None, fp16: bool = False,
+    def __init__(self, model: nn.Module, *, device: torch.device | str | None = None, precision: str = "fp32",
                  rewrite: bool | None = None, cache_dir: str | os.PathLike | None = None,
                  onnx_path: str | os.PathLike | None = None, threads: int | None = None, spinning: bool = False):
         ort = import_onnxruntime()
-        self.device = device if isinstance(device, torch.device) else resolve_device(device)
+        self.device = resolve_device(device)
+        if precision not in ("fp32", "fp16"):
+            raise BackendUnavailableError(f"ONNX Runtime runs FP32 or FP16 graphs, not {precision!r}")
         self.scale = model_scale(model)
         default_rewrite = self.device.type == "cpu"
         rewrite = default_rewrite if rewrite is None else rewrite
@@ -62,24 +64,24 @@ class OnnxRuntimeEngine:
                 raise BackendUnavailableError("this onnxruntime has no CUDA provider (pip install onnxruntime-gpu); "
                                               "use --backend torch on the GPU")
             folder = writable_cache_dir(Path(cache_dir) if cache_dir else default_cache_dir())
-            trt_options = {"device_id": self.device.index or 0, "trt_fp16_enable": fp16,
+            trt_options = {"device_id": self.device.index or 0, "trt_fp16_enable": precision == "fp16",
                            "trt_engine_cache_enable": True, "trt_engine_cache_path": str(folder),
                            "trt_timing_cache_enable": True}
             providers = [(p, trt_options if p == "TensorrtExecutionProvider" else {"device_id": self.device.index or 0})
                          for p in gpu] + ["CPUExecutionProvider"]
         else:
-            if fp16:
+            if precision != "fp32":
                 raise BackendUnavailableError("ONNX Runtime runs FP16 on CUDA only; on the CPU, --fp16 means BF16 "
                                               "with the torch backend (--backend torch or auto)")
             providers = ["CPUExecutionProvider"]
-        path = Path(onnx_path) if onnx_path else cached_onnx(model, cache_dir=cache_dir, fp16=fp16, rewrite=rewrite)
+        path = Path(onnx_path) if onnx_path else cached_onnx(model, cache_dir=cache_dir, precision=precision, rewrite=rewrite)
         self.session = ort.InferenceSession(str(path), sess_options=session_options(ort, threads=threads, spinning=spinning),
                                             providers=providers)
         used = self.session.get_providers()[0]
         short = {"TensorrtExecutionProvider": "trt", "CUDAExecutionProvider": "cuda"}.get(used, "cpu")
         self.provider = used
         variant = "" if rewrite == default_rewrite else ("-rewrites" if rewrite else "-plain")
-        self.name = f"onnxruntime-{short}-{'fp16' if fp16 else 'fp32'}{variant}"
+        self.name = f"onnxruntime-{short}-{precision}{variant}"
 
     def __call__(self, batch: torch.Tensor) -> torch.Tensor:
         if self.device.type == "cuda":

@@ -6,10 +6,10 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ..errors import EngineOptionError
-from .base import Engine
+from livestyle.errors import EngineOptionError
+from livestyle.engines import UPSAMPLERS
+from livestyle.engines.base import Engine
 
-UPSAMPLERS = ("bicubic", "guided")
 
 
 def _box_sum_1d(x: torch.Tensor, radius: int, dim: int) -> torch.Tensor:

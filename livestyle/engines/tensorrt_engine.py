@@ -1,4 +1,4 @@
-"""TensorRT backend: a cached engine (export.py) run by the native runtime, with device buffers
+"""TensorRT backend: a cached engine (``livestyle.engines.export.tensorrt``) run by the native runtime, with device buffers
 kept from call to call and execution enqueued asynchronously on the engine's own CUDA stream."""
 from __future__ import annotations
 
@@ -7,10 +7,11 @@ import os
 import torch
 from torch import nn
 
-from ..errors import BackendUnavailableError, InputError
-from ..export import (INPUT_NAME, OUTPUT_NAME, ShapeProfile, default_profile, export_tensorrt, import_tensorrt,
-                      model_scale)
-from .torch_engine import resolve_device
+from livestyle.engines.device import resolve_device
+from livestyle.engines.export.cache import model_scale
+from livestyle.engines.export.onnx import INPUT_NAME, OUTPUT_NAME
+from livestyle.engines.export.tensorrt import ShapeProfile, default_profile, export_tensorrt, import_tensorrt
+from livestyle.errors import BackendUnavailableError, InputError
 
 
 def torch_dtype_of(trt, dtype) -> torch.dtype:
@@ -24,21 +25,21 @@ def torch_dtype_of(trt, dtype) -> torch.dtype:
 class TensorRTEngine:
     """Runs a network through a TensorRT engine built from its FP16 (or FP32) ONNX export.
 
-    The engine is cached under ``cache_dir`` (see export.py) and rebuilt only when the model, GPU,
+    The engine is cached under ``cache_dir`` and rebuilt only when the model, GPU,
     TensorRT version or shape profile changes. Input: float32 (N, 3, H, W) in [0, 1] within the
     profile; output: float32 on the engine's CUDA device.
     """
 
-    def __init__(self, model: nn.Module, *, device: torch.device | str | None = "cuda", fp16: bool = True,
+    def __init__(self, model: nn.Module, *, device: torch.device | str | None = "cuda", precision: str = "fp16",
                  profile: ShapeProfile | None = None, cache_dir: str | os.PathLike | None = None):
         trt = import_tensorrt()
-        self.device = device if isinstance(device, torch.device) else resolve_device(device)
+        self.device = resolve_device(device)
         if self.device.type != "cuda":
             raise BackendUnavailableError("the TensorRT backend needs a CUDA device")
         self.scale = model_scale(model)
         self.profile = profile or default_profile(model)
         with torch.cuda.device(self.device):
-            engine_path = export_tensorrt(model, profile=self.profile, fp16=fp16, cache_dir=cache_dir,
+            engine_path = export_tensorrt(model, profile=self.profile, precision=precision, cache_dir=cache_dir,
                                           device=self.device)
             self._trt = trt
             self._logger = trt.Logger(trt.Logger.WARNING)
@@ -54,7 +55,7 @@ class TensorRTEngine:
         self._input: torch.Tensor | None = None
         self._output: torch.Tensor | None = None
         self.engine_path = engine_path
-        self.name = f"tensorrt-{'fp16' if fp16 else 'fp32'}"
+        self.name = f"tensorrt-{precision}"
 
     def _bind(self, shape: tuple[int, ...]) -> None:
         """(Re)allocate the device buffers for a new input shape and hand their addresses to TensorRT."""

@@ -1,5 +1,5 @@
 """PyTorch backend: eager on CPU or CUDA; FP16/BF16 with FP32 instance norms, channels_last,
-CUDA graphs per input shape, optional torch.compile, optional exact rewrites (rewrites.py)."""
+CUDA graphs per input shape, optional torch.compile, optional exact rewrites."""
 from __future__ import annotations
 
 import copy
@@ -11,62 +11,36 @@ from collections import OrderedDict
 import torch
 from torch import nn
 
-from ..errors import BackendUnavailableError
-from .compile_cache import use_persistent_compile_cache
-from .rewrites import rewrite_for_inference, safe_half_norms, to_half_keeping_norms_fp32
+from livestyle.engines.compile_cache import use_persistent_compile_cache
+from livestyle.engines.device import cpu_has_native_bf16, resolve_device
+from livestyle.errors import BackendUnavailableError
+from livestyle.models.rewrites import rewrite_for_inference, safe_half_norms, to_half_keeping_norms_fp32
 
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 MAX_CUDA_GRAPHS = 8  # one graph per input shape; bounded so that many sizes cannot exhaust GPU memory
-
-
-def cpu_has_native_bf16() -> bool:
-    """Whether this CPU computes BF16 in hardware (AVX512-BF16 or AMX), where oneDNN's BF16
-    convolutions beat FP32; elsewhere BF16 is emulated and slower."""
-    probes = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
-    return any(getattr(torch.cpu, probe, lambda: False)() for probe in probes)
-
-
-def resolve_device(device: str | None) -> torch.device:
-    """``None``/"auto" → CUDA if present, else CPU. An explicit CUDA device that is absent is an error."""
-    if device in (None, "auto"):
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(device)
-    except RuntimeError as exc:
-        raise BackendUnavailableError(f"unknown device {device!r}; use cpu, cuda or cuda:N") from exc
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise BackendUnavailableError(f"device {device!r} asked for, but CUDA is not available on this machine")
-    return dev
 
 
 class TorchEngine:
     """Runs a network with PyTorch.
 
     ``precision``: "fp32" | "fp16" | "bf16". FP16 needs CUDA; BF16 runs on CUDA or on a CPU with
-    native BF16 (``cpu_has_native_bf16``). On CUDA the instance norms keep their statistics and
-    normalisation in FP32; on the CPU they stay torch's own (which accumulate in FP32 inside): FP32
-    norms there took 42% more time for 2% less error (bench/results/cpu-realtime/bf16-norms.md).
-    ``rewrites``: the exact sub-pixel upsample rewrite (rewrites.py); default on for the CPU, where it
-    took 10–30% less CPU time at 640×480 (the fused instance norm measured slower than torch's own
-    there, so it is used only for the FP32 statistics of half precision on CUDA), off on CUDA (not
-    yet measured there). The name lists options that differ from
-    these defaults ("-plain" for a CPU engine without rewrites). ``channels_last``: NHWC memory
-    layout (default off: with the shipped models' 16 px border margin, BF16 at 640×480 on the CPU
-    took 4–9% more time in NHWC, bench/results/cpu-realtime/margin16/; without the margin it had
-    been 1–7% faster). ``cuda_graphs``: capture one CUDA graph per input shape (CUDA only, default there;
-    replays skip the Python and launch overhead). ``compile``: torch.compile with static shapes: one
-    compile per input shape, slow the first time (22–25 s for the small style net at 640×480 on this
-    project's CPU), then read from a persistent cache in ``cache_dir`` (compile_cache.py; 3 s). Where
-    compiling fails (no C++ compiler, say), a warning says so and the engine runs eagerly.
+    native BF16. On CUDA the instance norms keep their statistics and normalisation in FP32; on
+    the CPU they stay torch's own, which accumulate in FP32 inside (bench/README.md links the
+    measurements behind these defaults).
+    ``rewrites``: the exact sub-pixel upsample rewrite (``livestyle.models.rewrites``); default on
+    for the CPU, off on CUDA. The name lists the options that differ from these defaults ("-plain"
+    for a CPU engine without rewrites). ``channels_last``: NHWC memory layout (default off).
+    ``cuda_graphs``: one CUDA graph per input shape (CUDA only, default there). ``compile``:
+    torch.compile with static shapes, one compile per input shape, cached on disk in ``cache_dir``;
+    where compiling fails (no C++ compiler, say), a warning says so and the engine runs eagerly.
     Input/output: float32 (N, 3, H, W) in [0, 1]; output on the engine's device.
     """
 
-    def __init__(self, model: nn.Module, *, device: torch.device | str | None = None, fp16: bool = False,
-                 precision: str | None = None, rewrites: bool | None = None, channels_last: bool = False,
+    def __init__(self, model: nn.Module, *, device: torch.device | str | None = None, precision: str = "fp32",
+                 rewrites: bool | None = None, channels_last: bool = False,
                  cuda_graphs: bool | None = None, compile: bool = False,
                  cache_dir: str | os.PathLike | None = None):
-        self.device = device if isinstance(device, torch.device) else resolve_device(device)
-        precision = precision or ("fp16" if fp16 else "fp32")
+        self.device = resolve_device(device)
         if precision not in DTYPES:
             raise BackendUnavailableError(f"unknown precision {precision!r}; known: {', '.join(DTYPES)}")
         on_cpu = self.device.type == "cpu"

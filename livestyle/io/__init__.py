@@ -1,1 +1,6 @@
-"""Frames in and out: images, cameras, video files, windows. No networks here."""
+"""Frames in and out: still images (``images``), cameras, video files and image folders
+(``sources``), video files with their sound and image folders (``sinks``), and the window.
+
+Frames are numpy uint8 RGB (H, W, 3) with their timestamps. May import: numpy, OpenCV, PyAV,
+``livestyle.files``, ``livestyle.errors``; no torch, no networks.
+"""

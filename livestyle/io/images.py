@@ -8,9 +8,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .._files import atomic_output, check_output_path
-from ..errors import InputError, OutputError
+from livestyle.files import atomic_output, check_output_path
+from livestyle.errors import InputError, OutputError
 
+IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm"})
 ALPHA_FORMATS = {".png", ".webp", ".tif", ".tiff"}
 SIXTEEN_BIT_FORMATS = {".png", ".tif", ".tiff"}
 
@@ -122,3 +123,16 @@ def write_image(path: str | os.PathLike, image: Image, *, inputs: tuple = ()) ->
 def resize_alpha(alpha: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """Resize an alpha plane to (width, height) with bicubic interpolation."""
     return np.clip(cv2.resize(alpha, size, interpolation=cv2.INTER_CUBIC), 0.0, 1.0)
+
+
+def list_images(folder: str | os.PathLike, *, recursive: bool = False, what: str = "folder") -> list[Path]:
+    """The image files in ``folder`` (and below it with ``recursive``), in sorted order; a missing folder,
+    or one without images, is an error that calls it ``what``."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise InputError(f"{what} not found: {folder}")
+    found = folder.rglob("*") if recursive else folder.iterdir()
+    files = sorted(p for p in found if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    if not files:
+        raise InputError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in {folder}")
+    return files

@@ -15,9 +15,9 @@ from typing import Literal, Protocol
 import cv2
 import numpy as np
 
-from .._files import check_output_path, same_file, temporary_path
-from ..errors import InputError, OutputError
-from .sources import Frame
+from livestyle.files import check_output_path, same_file, temporary_path
+from livestyle.errors import InputError, OutputError
+from livestyle.io.sources import Frame
 
 RunStatus = Literal["complete", "interrupted", "failed"]
 

@@ -18,14 +18,14 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ..errors import InputError, SourceError
+from livestyle.errors import InputError, SourceError
+from livestyle.io.images import list_images
 
 # FFmpeg inside OpenCV logs damaged frames straight to stderr; we report what matters ourselves.
 # Read when OpenCV first opens a capture; a value set by the user wins.
 os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
 MAX_FRAME_SIDE = 8192  # the exported networks' dynamic range (livestyle.export.MAX_SIDE)
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
 LIVE_TIME_BASE = Fraction(1, 1000)  # camera timestamps: milliseconds since the first frame
 
 
@@ -325,9 +325,7 @@ class ImageFolderSource:
 
     def __init__(self, folder: str | os.PathLike, *, size: InferenceSize | None = None, rate: Fraction = Fraction(25)):
         self.folder = Path(folder)
-        self.files = sorted((p for p in self.folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES), key=natural_key)
-        if not self.files:
-            raise InputError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in {self.folder}")
+        self.files = sorted(list_images(self.folder), key=natural_key)
         self.size = size or InferenceSize()
         self.rate = rate
         self.time_base = 1 / rate

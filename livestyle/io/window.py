@@ -17,10 +17,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ..errors import OutputError
-from .images import Image, write_image
-from .sinks import RunStatus
-from .sources import Frame
+from livestyle.errors import OutputError
+from livestyle.io.images import Image, write_image
+from livestyle.io.sinks import RunStatus
+from livestyle.io.sources import Frame
 
 QUIT_KEYS = {ord("q"), 27}  # q, Esc
 IDLE_WAIT_MS = 20

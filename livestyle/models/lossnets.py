@@ -23,11 +23,10 @@ import torch
 import torchvision
 from torch import nn
 
-from ..errors import LossNetWeightsError
+from livestyle.errors import LossNetWeightsError
+from livestyle.models import ENV_LOSSNET_WEIGHTS
 
-ENV_WEIGHTS = "LIVESTYLE_LOSSNET_WEIGHTS"
 ENV_VGG16 = "LIVESTYLE_VGG16"
-WEIGHTS_OPTION = "--loss-net-weights"
 
 
 @dataclass(frozen=True)
@@ -78,7 +77,7 @@ class LossNetSpec:
     content_taps: tuple[str, ...]
     style_taps: tuple[str, ...]
     torchvision_weights: Callable[[], object]  # → torchvision WeightsEnum member
-    env_vars: tuple[str, ...] = field(default=(ENV_WEIGHTS,))
+    env_vars: tuple[str, ...] = field(default=(ENV_LOSSNET_WEIGHTS,))
 
 
 LOSS_NETWORKS: dict[str, LossNetSpec] = {
@@ -88,7 +87,7 @@ LOSS_NETWORKS: dict[str, LossNetSpec] = {
         content_taps=("relu2_2",),
         style_taps=("relu1_2", "relu2_2", "relu3_3", "relu4_3"),
         torchvision_weights=lambda: torchvision.models.VGG16_Weights.IMAGENET1K_V1,
-        env_vars=(ENV_VGG16, ENV_WEIGHTS),
+        env_vars=(ENV_VGG16, ENV_LOSSNET_WEIGHTS),
     ),
     "squeezenet1_1": LossNetSpec(
         build=lambda: torchvision.models.squeezenet1_1(weights=None),
@@ -119,7 +118,7 @@ class LossNetWeights:
 
 def read_weights_file(path: str | os.PathLike) -> LossNetWeights:
     """Load loss-network weights from .safetensors (convention from metadata) or a torchvision .pth."""
-    from .._files import sha256_of
+    from livestyle.files import sha256_of
 
     path = Path(path)
     if not path.is_file():
@@ -159,8 +158,8 @@ def resolve_weights(name: str, path: str | os.PathLike | None = None) -> LossNet
         state = torch.hub.load_state_dict_from_url(weights.url, progress=True, check_hash=True)
     except Exception as exc:  # no network, hub unreachable, partial download
         raise LossNetWeightsError(
-            f"no ImageNet weights for loss network {name!r}: pass {WEIGHTS_OPTION} FILE or set "
-            f"{ENV_WEIGHTS}=FILE (download of {weights.url} failed: {type(exc).__name__})"
+            f"no ImageNet weights for loss network {name!r}: pass --loss-net-weights FILE or set "
+            f"{ENV_LOSSNET_WEIGHTS}=FILE (download of {weights.url} failed: {type(exc).__name__})"
         ) from exc
     return LossNetWeights(state, TORCHVISION, weights.url, None)
 

@@ -8,7 +8,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .transform import NORMS, ConvLayer, ConvNormReLU, ResidualBlock, UpsampleConvNormReLU, to_unit_range
+from livestyle.models.transform import (NORMS, ConvLayer, ConvNormReLU, ResidualBlock, UpsampleConvNormReLU,
+    to_unit_range)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,10 @@
+"""Frames through engines: the threaded capture → infer → output pipeline, and still images.
+
+- ``queues``: FIFOs and one-slot mailboxes between stages; ``stats``: what a run measured.
+- ``infer``: the inference stage (engine, post-process hooks, CUDA transfers).
+- ``runner``: the ``Pipeline`` (threads, one stop event, signals, errors).
+- ``still``: one image through an engine.
+
+May import: ``livestyle.engines`` (the interface), ``livestyle.io``, ``livestyle.models.convention``,
+``livestyle.errors``.
+"""
