@@ -6,8 +6,23 @@ import torch
 
 from livestyle.errors import LossNetWeightsError
 from livestyle.models import ENV_LOSSNET_WEIGHTS
-from livestyle.models.lossnets import (ImageNetClassifier, TORCHVISION, VGG16Features, convention_from_metadata,
-                                       loss_network)
+from livestyle.models.lossnets import (LOSS_NETWORKS, TORCHVISION, VGG16Features, convention_from_metadata, loss_network,
+                                       resolve_weights)
+
+
+class ImageNetClassifier(torch.nn.Module):
+    """A whole loss-network family as an ImageNet classifier, [0, 1] RGB (N, 3, H, W) → logits (N, 1000):
+    weights and their input convention loaded right give the expected top-1 labels."""
+
+    def __init__(self, name: str):
+        super().__init__()
+        resolved = resolve_weights(name)
+        self.model = LOSS_NETWORKS[name].build().eval()
+        self.model.load_state_dict(resolved.state_dict)
+        self.convention = resolved.convention
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.model(self.convention.apply(images))
 
 
 @pytest.fixture(autouse=True)
@@ -91,3 +106,10 @@ def test_shared_squeezenet_classifies_check_images(shared_data, monkeypatch):
         assert labels[top1] == label, name
     net = loss_network("squeezenet1_1", weights=weights)
     assert net.weights_sha256.startswith("e4a2a356")
+
+
+def test_the_command_line_offers_every_loss_network():
+    """The CLI's choices come from a torch-free list; it must name the networks this module builds."""
+    from livestyle.models import LOSS_NETWORK_NAMES
+
+    assert set(LOSS_NETWORK_NAMES) == set(LOSS_NETWORKS)

@@ -2,9 +2,17 @@
 import numpy as np
 import pytest
 
-from livestyle.quality.flicker import FlickerMeter, flicker_score
+from livestyle.quality.flicker import FlickerMeter
 from livestyle.postprocess.flow import consistent_flow_mask, dis_flow, to_gray
 from livestyle.postprocess.stabilizer import Stabilizer, StabilizerConfig
+
+
+def flicker_score(inputs, outputs) -> float:
+    """Mean warping error of an output sequence along the motion of its input sequence."""
+    meter = FlickerMeter()
+    for input_rgb, output_rgb in zip(inputs, outputs, strict=True):
+        meter.update(input_rgb, output_rgb)
+    return meter.score
 
 
 def texture(seed, shape=(160, 220)):

@@ -104,10 +104,9 @@ def command(source, style, model_file, superres, variant, device, precision, fp1
         for cam in cameras:
             click.echo(f"{cam.index}: {cam.name} ({cam.width}×{cam.height}, {cam.fps:g} fps)")
         return
+    precision = engine_precision(precision, fp16, device)
     variant = style_variant(variant, device)
     choice = choose_model(style=style, model_file=model_file, superres=superres, variant=variant)
-
-    precision = engine_precision(precision, fp16, device)
 
     def make_engine(c):
         return build_engine(c, backend=backend, device=device, precision=precision, tile=tile,

@@ -44,6 +44,7 @@ def command(input_path, output, style, model_file, superres, variant, device, pr
     """
     from livestyle.io.images import check_image_output
 
+    precision = engine_precision(precision, fp16, device)
     check_image_output(output, input_path, optimize["style_image"])
     if optimize.pop("optimize"):
         if style or model_file or superres:
@@ -71,7 +72,7 @@ def command(input_path, output, style, model_file, superres, variant, device, pr
     image = read_image(input_path)
     choice = choose_model(style=style, model_file=model_file, superres=superres,
                           variant=style_variant(variant, device))
-    engine = build_engine(choice, backend=backend, device=device, precision=engine_precision(precision, fp16, device),
+    engine = build_engine(choice, backend=backend, device=device, precision=precision,
                           tile=tile, infer_scale=infer_scale, upsample=upsample, compile=compile_net)
     say_when_compiling(compile_net)
     try:

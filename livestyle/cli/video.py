@@ -57,6 +57,7 @@ def command(input_path, output, style, model_file, superres, variant, device, pr
     from livestyle.postprocess.effects import frame_postprocessors
     from livestyle.zoo.choice import choose_model
 
+    precision = engine_precision(precision, fp16, device)
     # A folder of PNG frames: a name without extension, an existing folder, or one ending in "/".
     to_folder = Path(output).suffix == "" or Path(output).is_dir() or output.endswith(("/", os.sep))
     if not to_folder:
@@ -66,7 +67,7 @@ def command(input_path, output, style, model_file, superres, variant, device, pr
     resize = inference_size(size, scale)
     choice = choose_model(style=style, model_file=model_file, superres=superres,
                           variant=style_variant(variant, device))
-    engine = build_engine(choice, backend=backend, device=device, precision=engine_precision(precision, fp16, device),
+    engine = build_engine(choice, backend=backend, device=device, precision=precision,
                           tile=tile, infer_scale=infer_scale, upsample=upsample, compile=compile_net)
     say_when_compiling(compile_net)
     source = open_video_source(input_path, size=resize)

@@ -24,8 +24,8 @@ def _box_sum_1d(x: torch.Tensor, radius: int, dim: int) -> torch.Tensor:
 def box_mean(x: torch.Tensor, radius: int) -> torch.Tensor:
     """Mean over a (2r+1)² window, windows clipped at the borders. (N, C, H, W) → same.
 
-    Separable cumulative sums (He et al.'s O(1) box filter): about 2× faster than avg_pool2d on
-    the CPU at 240×320; float32 sums of [0, 1] values over one row stay within ~1e-5.
+    Separable cumulative sums (He et al.'s O(1) box filter), faster than avg_pool2d on the CPU;
+    float32 sums of [0, 1] values over one row stay within ~1e-5.
     """
     sums = _box_sum_1d(_box_sum_1d(x, radius, -1), radius, -2)
     ones = torch.ones((1, 1, *x.shape[-2:]), dtype=x.dtype, device=x.device)
@@ -48,7 +48,7 @@ def guided_upsample(low_out: torch.Tensor, low_in: torch.Tensor, high_in: torch.
     """
     guide = luma(low_in)
     c = low_out.shape[1]
-    # One pooling call for all four local means (few, larger ops: cheaper on a busy 2-core CPU).
+    # One pooling call for all four local means (few, larger ops: cheaper on a busy small CPU).
     means = box_mean(torch.cat([guide, low_out, guide * low_out, guide * guide], dim=1), radius)
     mean_g, mean_p, mean_gp, mean_gg = torch.split(means, [1, c, c, 1], dim=1)
     a = (mean_gp - mean_g * mean_p) / (mean_gg - mean_g * mean_g + eps)
@@ -74,8 +74,8 @@ class ReducedResolutionEngine:
         if getattr(inner, "scale", 1) != 1:
             raise EngineOptionError("reduced-resolution inference is for style models, not super-resolution")
         self.inner = inner
-        # Beside ONNX Runtime's own CPU thread pool, torch's pool fought it for the 2 cores here: the
-        # guided upsample took 450 ms with 2 torch threads, 55 ms with 1 (bench/results/cpu-engines-*).
+        # Beside ONNX Runtime's own CPU thread pool, torch's pool fights it for the cores: the guided
+        # upsample was 8× slower with 2 torch threads than with 1 on a 2-core CPU (bench/README.md).
         self.torch_threads = 1 if (inner.device.type == "cpu" and inner.name.startswith("onnxruntime")) else None
         self.infer_scale = infer_scale
         self.upsample = upsample

@@ -250,25 +250,3 @@ class VGG16Features(LossNetwork):
                  weights: str | os.PathLike | None = None, pretrained: bool = True):
         built = loss_network("vgg16", taps=taps, weights=weights, pretrained=pretrained)
         super().__init__("vgg16", built.features, built.taps, built.convention, built.weights_sha256)
-
-
-class ImageNetClassifier(nn.Module):
-    """A whole loss-network family as an ImageNet classifier: [0, 1] RGB (N, 3, H, W) → logits (N, 1000).
-
-    Used to check that weights and their input convention were loaded right (top-1 labels).
-    """
-
-    def __init__(self, name: str, *, weights: str | os.PathLike | None = None):
-        super().__init__()
-        resolved = resolve_weights(name, weights)
-        self.model = _spec(name).build()
-        try:
-            self.model.load_state_dict(resolved.state_dict)
-        except RuntimeError as exc:
-            raise LossNetWeightsError(f"{resolved.source} does not hold a full {name} classifier") from exc
-        self.convention = resolved.convention
-        self.requires_grad_(False)
-        self.eval()
-
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.model(self.convention.apply(images))

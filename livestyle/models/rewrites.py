@@ -15,9 +15,7 @@ rounding; ``tests/test_rewrites.py`` checks each against the plain model in FP32
 - A batch norm (the SR network's) is, in eval mode, a fixed per-channel affine map: it is folded
   into the convolution before it (scaled weights, shifted bias) and disappears.
 - ``SpaceToDepthConv``: the final 9×9 convolution to RGB, computed at half resolution on a
-  space-to-depth input with 12 phase outputs. Width-8 style net, ONNX Runtime, 640×480, this
-  project's 2-core CPU: one thread (machine loaded) 167–199 → 119–146 ms; two threads, A/B
-  interleaved on a quiet machine, 117 → 106 ms median (bench/results/cpu-engines-idle-s2d/).
+  space-to-depth input with 12 phase outputs (faster on CPUs; bench/README.md has the measurements).
 """
 from __future__ import annotations
 
@@ -108,8 +106,8 @@ class SpaceToDepthConv(nn.Module):
     4 × the output channels, depth-to-space ×2.
 
     For the 9×9 convolutions to RGB that end both networks: a 3-channel output fills few lanes of a
-    CPU's blocked (NCHWc) convolution kernels, 12 phase channels fill more; 23% more multiply-adds,
-    less work. Inputs must have even H and W (TransformNet pads to a multiple of 4; SR outputs are
+    CPU's blocked (NCHWc) convolution kernels, 12 phase channels fill more: more multiply-adds,
+    less time. Inputs must have even H and W (TransformNet pads to a multiple of 4; SR outputs are
     multiples of the scale).
     """
 

@@ -38,15 +38,13 @@ class SRNet(nn.Module):
     9×9 conv → ``blocks`` residual blocks → log2(scale) × (up ×2 conv) → 9×9 conv 3 → scaled
     tanh. The paper: 64 channels, 4 blocks, batch norm; ×4 has two upsampling stages, ×8 three.
     In eval mode every batch norm is a fixed per-channel affine map (folded into its convolution
-    by ``livestyle.engines.rewrites``), so whole frames and tiles see the same function.
+    by ``livestyle.models.rewrites``), so whole frames and tiles see the same function.
 
-    Two changes from the paper, both defaults, both measured on this project's CPU (×4, pixel loss,
-    200 steps of batch 16 on 96² patches, Set5): ``residual`` — the network predicts a correction to
-    the bicubic upscale of its input (global residual learning, Kim et al., VDSR, CVPR 2016), the sum
-    clipped to [0, 1], its last conv zero-initialised so that training starts from bicubic (the paper's
-    tanh output stood at 12.3 dB after 250 steps); and ``norm="none"`` — 29.37 dB against 29.18 with
-    the paper's batch norm (EDSR, Lim et al. 2017, also drops it). ``sr_net(norm="batch",
-    residual=False)`` is the paper's network.
+    Two changes from the paper, both defaults, both measured to train better here (bench/README.md):
+    ``residual``: the network predicts a correction to the bicubic upscale of its input (global
+    residual learning, Kim et al., VDSR, CVPR 2016), the sum clipped to [0, 1], its last conv
+    zero-initialised so that training starts from bicubic; and ``norm="none"`` (EDSR, Lim et al.
+    2017, also drops it). ``sr_net(norm="batch", residual=False)`` is the paper's network.
 
     Input: float RGB (N, 3, h, w) in [0, 1], any size (sides under 5 px are edge-padded and the
     output cropped); output (N, 3, scale·h, scale·w) in [0, 1].

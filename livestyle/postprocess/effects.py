@@ -89,11 +89,6 @@ class CrossFade:
         self._from: np.ndarray | None = None
         self._step = 0
 
-    @classmethod
-    def over_seconds(cls, seconds: float, fps: float) -> CrossFade:
-        """A fade lasting ``seconds`` at ``fps`` frames per second (at least one frame)."""
-        return cls(max(1, round(seconds * fps)))
-
     @property
     def active(self) -> bool:
         return self._from is not None

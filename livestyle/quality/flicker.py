@@ -67,14 +67,6 @@ class FlickerMeter:
         return float(np.mean(self.coverages)) if self.coverages else 0.0
 
 
-def flicker_score(inputs, outputs) -> float:
-    """Mean warping error of an output sequence (uint8 RGB frames) along the motion of its input sequence."""
-    meter = FlickerMeter()
-    for input_rgb, output_rgb in zip(inputs, outputs, strict=True):
-        meter.update(input_rgb, output_rgb)
-    return meter.score
-
-
 @dataclass
 class FlickerComparison:
     """Flicker score of one clip without and with the ``Stabilizer``, and what each costs per frame."""
