@@ -402,7 +402,7 @@ def test_cuda_infer_stage_matches_cpu(tiny_style_file):
 
 
 def test_bench_script_writes_reports(tmp_path):
-    """bench/pipeline.py runs end to end on a tiny clip and writes its JSON and Markdown."""
+    """bench/recurring/pipeline.py runs end to end on a tiny clip and writes its JSON and Markdown."""
     import json
     import subprocess
     import sys
@@ -411,7 +411,8 @@ def test_bench_script_writes_reports(tmp_path):
     clip = make_clip(tmp_path / "tiny.mp4", frames=6, size=(32, 24))
     out = tmp_path / "results"
     env = dict(os.environ, OMP_NUM_THREADS="1")
-    done = subprocess.run([sys.executable, str(root / "bench" / "pipeline.py"), str(clip), "--out-dir", str(out),
+    script = root / "bench" / "recurring" / "pipeline.py"
+    done = subprocess.run([sys.executable, str(script), str(clip), "--out-dir", str(out),
                            "--width", "4", "--blocks", "1", "--repeat", "1", "--device", "cpu"],
                           capture_output=True, text=True, env=env, timeout=120)
     assert done.returncode == 0, done.stderr

@@ -356,7 +356,7 @@ def test_missing_loss_net_weights_give_one_line_error(style_image, dataset, tmp_
 
 
 def test_gpu_job_script_runs_a_few_steps_on_cpu(style_image, dataset, lossnet_weights, tmp_path):
-    """bench/train_job.py end to end on a pack (what a device call runs), tiny and on CPU."""
+    """bench/gpu/train_job.py end to end on a pack (what a device call runs), tiny and on CPU."""
     import subprocess
     import sys
     from pathlib import Path
@@ -366,7 +366,7 @@ def test_gpu_job_script_runs_a_few_steps_on_cpu(style_image, dataset, lossnet_we
     pack = tmp_path / "pack.npz"
     write_pack(((p.name, p.read_bytes()) for p in sorted(dataset.iterdir())), pack)
     out = tmp_path / "out"
-    script = Path(__file__).resolve().parent.parent / "bench" / "train_job.py"
+    script = Path(__file__).resolve().parent.parent / "bench" / "gpu" / "train_job.py"
     run = subprocess.run([sys.executable, str(script), "style", "--name", "job", "--style-image", str(style_image),
                           "--pack", str(pack), "--lossnet", str(lossnet_weights), "--device", "cpu",
                           "--iterations", "2", "--batch-size", "2", "--width", "4", "--blocks", "1",

@@ -114,7 +114,7 @@ class TransformNetConfig:
     ``margin``: at inference (eval mode) the input is reflection-padded by this many pixels on
     every side and the output cropped back. Perceptual-loss training leaves a band of strong strokes
     along the image edges (the style loss rewards it); the margin moves that band off the picture.
-    Training runs without it. bench/results/border-margin/ has the measurements behind 16.
+    Training runs without it. bench/experiments/border-margin/results/ has the measurements behind 16.
     """
 
     width: int = 32

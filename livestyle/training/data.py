@@ -1,7 +1,7 @@
 """Training data: photos decoded once into memory as uint8, random crops drawn from there.
 
 A data set is a folder of photos (searched recursively) or a *pack*: one ``.npz`` file holding the
-encoded bytes of many photos (``bench/pack_data.py`` writes them; small enough to carry to a GPU
+encoded bytes of many photos (``bench/gpu/pack_data.py`` writes them; small enough to carry to a GPU
 machine). Either way every photo is decoded exactly once, resized once, and kept as a uint8
 (3, H, W) tensor on the training device; batches are cut from there, so training never waits on
 JPEG decoding. Files that do not decode are skipped and counted, never fatal.
@@ -61,7 +61,7 @@ def read_pack(path: str | os.PathLike) -> list[tuple[str, bytes]]:
         raise InputError(f"cannot read image pack {path}: {exc}") from exc
     except (ValueError, EOFError, zipfile.BadZipFile, zlib.error) as exc:  # not an .npz, a truncated one, or one
         # holding pickled objects (never loaded)
-        raise InputError(f"{path} is not a livestyle image pack, or it is truncated (bench/pack_data.py writes "
+        raise InputError(f"{path} is not a livestyle image pack, or it is truncated (bench/gpu/pack_data.py writes "
                          "them)") from exc
     return [(str(n), encoded[offsets[i]:offsets[i + 1]].tobytes()) for i, n in enumerate(names)]
 

@@ -9,7 +9,7 @@ from livestyle.errors import TrainingError
 from livestyle.quality.objective import ObjectiveConfig
 
 # Style-training term weights per loss network. SqueezeNet's were chosen by measurement
-# (bench/results/squeezenet_taps.md, setting E: six short runs with different taps/weights on the
+# (bench/experiments/squeezenet-taps/findings.md, setting E: six short runs with different taps/weights on the
 # same photos; E kept the content best and matched the painting's colours best). The per-tap weights
 # make each tap's Gram loss start at a similar size (conv1's raw loss is ~20× smaller than fire4's),
 # so colour and large shapes count as much as the middle taps. The objective's own defaults
@@ -20,7 +20,7 @@ STYLE_TRAINING_WEIGHTS: dict[str, dict] = {
 }
 # The feature loss of SR: paper relu2_2 of VGG-16 (stride 2). For SqueezeNet, fire2 (stride 4) alone
 # left a 4-pixel cross-hatch on smooth areas; with conv1 (stride 2) as well it was fainter and Set5
-# scored higher (bench/results/sr-feat/findings.md). TV weights are not tuned by measurement.
+# scored higher (bench/experiments/sr-feat/findings.md). TV weights are not tuned by measurement.
 SR_FEATURE_TAPS = {"vgg16": ("relu2_2",), "squeezenet1_1": ("conv1", "fire2")}
 SR_TV_WEIGHT = {"pixel": 0.0, "feat": 1e3}
 
