@@ -1,7 +1,11 @@
-"""The `livestyle` command: a thin click layer over the library.
+"""The `livestyle` command: a thin click layer over the library, one module per command.
 
 Every `LivestyleError` becomes one line on stderr and exit status 1; a bad option or argument one
 line and exit status 2 (click's usage errors); Ctrl-C exits with 130.
+
+May import every livestyle package, but only inside the command that runs (module level: click,
+``options`` and the packages' torch-free names), so that `--help` and usage errors answer at once.
+Shared options live in ``options``; no command imports another.
 """
 from __future__ import annotations
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import click
 
-from livestyle.zoo.catalog import Catalog, describe_arch
+from livestyle.zoo.catalog import CATALOG_FILE, Catalog, describe_arch
 
 
 @click.command("styles")
@@ -11,7 +11,7 @@ def command():
     """List the installed styles and super-resolution models."""
     catalog = Catalog()
     if not catalog.entries:
-        click.echo(f"no trained models are installed yet (catalog: {catalog.folder / 'catalog.json'})")
+        click.echo(f"no trained models are installed yet (catalog: {catalog.folder / CATALOG_FILE})")
         return
     arch_width = max(len("architecture"), *(len(describe_arch(e.arch)) for e in catalog.entries.values())) + 2
     click.echo(f"{'name':<22}{'task':<10}{'variant':<8}{'architecture':<{arch_width}}credit")

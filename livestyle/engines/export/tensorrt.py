@@ -17,7 +17,7 @@ from livestyle.engines.export.cache import (default_cache_dir, export_graph_vers
                                             writable_cache_dir)
 from livestyle.engines.export.onnx import INPUT_NAME, cached_onnx
 from livestyle.errors import BackendUnavailableError, ExportError
-from livestyle.files import atomic_output
+from livestyle.files import atomic_output, write_json
 
 @dataclass(frozen=True)
 class ShapeProfile:
@@ -175,8 +175,7 @@ def build_tensorrt_engine(onnx_path: str | os.PathLike, key: TensorRTKey, *,
         tmp.write_bytes(bytes(serialized))
     with atomic_output(timing_path) as tmp:
         tmp.write_bytes(bytes(config.get_timing_cache().serialize()))
-    with atomic_output(meta_path) as tmp:
-        tmp.write_text(json.dumps({"key": key.to_dict(), "onnx": str(onnx_path)}, indent=2))
+    write_json(meta_path, {"key": key.to_dict(), "onnx": str(onnx_path)})
     return engine_path, True
 
 
