@@ -1,5 +1,6 @@
 """`livestyle bench`: the Gatys-vs-feed-forward table on tiny sizes, its reports and the GPU job script."""
 import json
+import statistics
 import sys
 from pathlib import Path
 
@@ -206,3 +207,158 @@ def test_reports_are_strict_json_even_with_an_infinite_psnr(tmp_path):
         raise ValueError(f"not JSON: {name}")
 
     assert json.loads(json_path.read_text(), parse_constant=refuse) == {"psnr": None, "rows": [1.5, None]}
+
+
+# --- Gatys timing: what an iteration costs, and the prediction of --extrapolate ----------------------
+class FakeClock:
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class CostedOptimizer:
+    """Stands in for L-BFGS with a known cost on a fake clock: each step evaluates the loss once and
+    costs ``evaluation`` plus ``per_pair`` for every pair in its memory, which gains one a step up to
+    ``memory`` pairs (what bench/experiments/bench-extrapolate measured of torch's L-BFGS)."""
+
+    evaluation, per_pair = 0.5, 0.01
+
+    def __init__(self, clock: FakeClock, memory: int, keeps_pairs: bool):
+        self.clock, self.memory, self.keeps_pairs, self.pairs, self.steps = clock, memory, keeps_pairs, 0, 0
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        pass
+
+    def step(self, closure):
+        loss = closure()
+        self.steps += 1  # a step adds the pair of its last move (none in the first), then works over all
+        self.pairs = min(self.steps - 1, self.memory) if self.keeps_pairs else 0
+        self.clock.now += self.evaluation + self.per_pair * self.pairs
+        return loss
+
+    def state_dict(self) -> dict:
+        return {"state": {0: {"old_dirs": [None] * self.pairs}}}  # where torch's L-BFGS keeps its pairs
+
+
+@pytest.mark.parametrize("keeps_pairs", [True, False])
+def test_extrapolation_adds_the_optimizer_s_growing_steps_to_the_evaluations(monkeypatch, keeps_pairs):
+    """Five timed iterations scaled linearly (the old --extrapolate) miss that each L-BFGS step costs
+    more as its memory fills; with an optimiser whose cost is known, the prediction is exact, also
+    where the loss is so flat that L-BFGS keeps no pairs (random VGG-16 weights: its steps stay cheap)."""
+    import livestyle.benchmarks.gatys_timing as gatys_timing
+    import livestyle.quality.gatys as gatys
+    from livestyle.quality.gatys import GatysConfig
+
+    clock = FakeClock()
+    costed = lambda image, config: CostedOptimizer(clock, config.history_size, keeps_pairs)  # noqa: E731
+    monkeypatch.setattr(gatys, "make_optimizer", costed)
+    # The optimiser timed alone always keeps its pairs (as torch's does on that loss).
+    monkeypatch.setattr(gatys_timing, "make_optimizer",
+                        lambda image, config: CostedOptimizer(clock, config.history_size, True))
+    config = GatysConfig(iterations=150, history_size=40)
+    setup = gatys_timing.prepare_gatys(24, loss_net="squeezenet1_1", weights=None, device=torch.device("cpu"),
+                                       config=config, warmup_iterations=2, max_iterations=150, clock=clock)
+    assert len(setup.step_seconds) == 41  # up to a full memory: later steps cost the same
+    predicted = gatys_timing.time_gatys(setup, (10, 150), extrapolate_from=5, clock=clock)
+    real = gatys_timing.time_gatys(setup, (10, 150), clock=clock)
+    assert predicted.extrapolated and not real.extrapolated
+    for n in (10, 150):
+        cost = sum(0.5 + 0.01 * (min(pairs, 40) if keeps_pairs else 0) for pairs in range(n))
+        assert real.seconds[n] == pytest.approx(cost) and predicted.seconds[n] == pytest.approx(cost)
+    if keeps_pairs:  # the old model from the same 5 iterations falls far short
+        linear = 150 * sum(0.5 + 0.01 * (k - 1) for k in range(2, 6)) / 4
+        assert linear < 0.75 * real.seconds[150]
+
+
+def test_lbfgs_evaluates_the_loss_once_an_iteration_and_its_steps_grow_with_its_memory():
+    """The two facts the prediction rests on, on torch's own L-BFGS (counts, and a CPU-time ratio
+    with a wide margin: a full memory of 100 pairs made steps 5× dearer in the experiment)."""
+    import time
+
+    from livestyle.benchmarks.gatys_timing import optimizer_step_seconds
+    from livestyle.quality.gatys import GatysConfig, optimize_image
+    from livestyle.quality.objective import ObjectiveConfig, build_objective
+
+    objective = build_objective(ObjectiveConfig(loss_net="squeezenet1_1"), torch.rand(1, 3, 24, 24),
+                                pretrained=False)
+    calls = []
+
+    class Counting:
+        def __call__(self, *args):
+            calls.append(1)
+            return objective(*args)
+
+        def __getattr__(self, name):
+            return getattr(objective, name)
+
+    seen = []
+    optimize_image(Counting(), torch.rand(1, 3, 24, 24), GatysConfig(iterations=12),
+                   on_iteration=lambda i, _loss: seen.append(len(calls)))
+    assert seen == list(range(1, 13))  # one evaluation in each iteration, from the first on
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        steps = optimizer_step_seconds((1, 3, 64, 64), torch.device("cpu"), GatysConfig(), 101, clock=time.thread_time)
+    finally:
+        torch.set_num_threads(threads)
+    assert statistics.median(steps[-10:]) > 2 * statistics.median(steps[1:11])
+
+
+def test_extrapolation_comes_close_to_a_real_run():
+    """The prediction from 5 timed iterations against a real 120-iteration run, both timed in this
+    process in CPU time of one thread (other work on the machine then barely counts): within 35%."""
+    import time
+
+    from livestyle.benchmarks.gatys_timing import prepare_gatys, time_gatys
+    from livestyle.quality.gatys import GatysConfig
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        setup = prepare_gatys(32, loss_net="squeezenet1_1", weights=None, device=torch.device("cpu"),
+                              config=GatysConfig(iterations=120), warmup_iterations=2, max_iterations=120,
+                              clock=time.thread_time)
+        predicted = time_gatys(setup, (120,), extrapolate_from=5, clock=time.thread_time).seconds[120]
+        real = time_gatys(setup, (120,), clock=time.thread_time).seconds[120]
+    finally:
+        torch.set_num_threads(threads)
+    assert 0.65 < predicted / real < 1.35, (predicted, real)
+
+
+def test_a_long_bench_says_so_and_what_extrapolate_would_take():
+    from livestyle.benchmarks.gatys_timing import GatysSetup
+    from livestyle.benchmarks.paper import bench_plan
+
+    def setup(size, evaluation):
+        return GatysSetup(size, None, None, None, step_seconds=[0.01, 0.02, 0.03], evaluation_s=evaluation)
+
+    config = BenchConfig(sizes=(256, 1024), iterations=(100, 500), feedforward_seconds=20.0)
+    lines = bench_plan(config, {256: setup(256, 1.6), 1024: setup(1024, 23.0)}, engines=1)
+    # 500 × 1.6 s + the optimiser's steps ≈ 815 s; 500 × 23 s + steps ≈ 11515 s; 2 × 20 s feed-forward
+    assert lines[0] == ("estimated time: about 3 h 26 min (gatys, 500 iterations: 256² 14 min, 1024² 3 h 12 min; "
+                        "feed-forward up to 40 s)")
+    assert lines[1] == ("that is more than 10 minutes: --extrapolate times 5 Gatys iterations a size and predicts "
+                        "the rest (about 3 min in all)")
+    quick = bench_plan(BenchConfig(sizes=(256,), iterations=(100,), feedforward_seconds=1.0),
+                       {256: setup(256, 0.5)}, engines=1)
+    assert len(quick) == 1 and quick[0].startswith("estimated time: about 54 s (")
+
+
+def test_bench_passes_over_a_weights_variable_meant_for_another_loss_network(tmp_path, shared_data, monkeypatch):
+    """`bench` (vgg16 by default) with $LIVESTYLE_LOSSNET_WEIGHTS naming the SqueezeNet file failed
+    ("does not hold vgg16 weights"); it times vgg16 with random weights now, and says why."""
+    from livestyle.models import ENV_LOSSNET_WEIGHTS
+
+    monkeypatch.setenv(ENV_LOSSNET_WEIGHTS, str(shared_data / "lossnets" / "squeezenet1_1_imagenet.safetensors"))
+    with pytest.warns(UserWarning, match=r"\$LIVESTYLE_LOSSNET_WEIGHTS holds squeezenet1_1 weights"):
+        result = CliRunner().invoke(main, ["bench", "--sizes", "24", "--iters", "1,2", "--width", "4", "--blocks",
+                                           "1", "--runs", "3", "--max-seconds", "0", "--device", "cpu", "--out",
+                                           str(tmp_path), "--name", "t"])
+    assert result.exit_code == 0, result.output
+    report = json.loads((tmp_path / "t.json").read_text())
+    assert report["settings"]["loss_net"] == "vgg16" and "random" in report["settings"]["loss_net_weights"]
+    lines = result.stderr.splitlines()
+    assert lines[0] == "livestyle: timing vgg16 with random weights (times do not depend on weights)"
+    assert any(line.startswith("estimated time: about ") for line in lines[1:3])  # after a note on a busy CPU

@@ -136,7 +136,7 @@ def test_a_snapshot_that_cannot_be_written_warns_and_the_session_goes_on(tmp_pat
 
 @pytest.mark.parametrize("make, message", [
     (lambda d: write_audio_only(d / "sound.m4a"), "has no video stream"),
-    (lambda d: (d / "text.mp4").write_text("not a video") and d / "text.mp4", "cannot open"),
+    (lambda d: (d / "text.mp4").write_text("not a video") and d / "text.mp4", "is not a video file livestyle can read"),
     (lambda d: d, "is a folder"),
 ])
 def test_bad_file_sources_say_what_is_wrong_in_one_line(tmp_path, tiny_style_file, make, message):

@@ -117,8 +117,27 @@ def test_plain_style_name_falls_back_to_its_small_variant(tmp_path):
         warnings.simplefilter("error")  # asked for by its own name, or for the variant there is: no warning
         assert choose_model(style="wave_small", catalog=catalog).name == "wave_small"
         assert choose_model(style="wave", catalog=catalog, variant="small").name == "wave_small"
-    with pytest.raises(UnknownModelError, match="known: wave_small"):
+    with pytest.raises(UnknownModelError, match=r"^unknown style 'wav'; did you mean 'wave'\? known: wave$"):
         choose_model(style="wav", catalog=catalog)
+
+
+def test_unknown_names_list_plain_names_and_suggest_close_ones(full_and_small):
+    """The README writes `--style wave`: the listing says wave once (not wave, wave_small), and a typo
+    gets the name it was probably meant to be; a name like none of them gets the list alone."""
+    catalog = full_and_small
+    assert catalog.plain_names("style") == ["wave", "mosaic"]
+    with pytest.raises(UnknownModelError) as typo:
+        catalog.get("wavve", "style")
+    assert str(typo.value) == "unknown style 'wavve'; did you mean 'wave'? known: wave, mosaic"
+    with pytest.raises(UnknownModelError) as typo:
+        catalog.get("mosiac_small", "style", variant="small")
+    assert str(typo.value) == "unknown style 'mosiac_small'; did you mean 'mosaic'? known: wave, mosaic"
+    with pytest.raises(UnknownModelError) as typo:
+        catalog.get("wavee_small", "style")
+    assert str(typo.value) == "unknown style 'wavee_small'; did you mean 'wave_small'? known: wave, mosaic"
+    with pytest.raises(UnknownModelError) as other:
+        catalog.get("picasso", "style")
+    assert str(other.value) == "unknown style 'picasso'; known: wave, mosaic"
 
 
 @pytest.fixture

@@ -113,3 +113,30 @@ def test_the_command_line_offers_every_loss_network():
     from livestyle.models import LOSS_NETWORK_NAMES
 
     assert set(LOSS_NETWORK_NAMES) == set(LOSS_NETWORKS)
+
+
+def test_a_variable_naming_another_network_s_weights_is_passed_over_with_a_warning(shared_data, monkeypatch):
+    """$LIVESTYLE_LOSSNET_WEIGHTS set to the SqueezeNet file made every vgg16 use fail with "does not
+    hold vgg16 weights"; it is meant for SqueezeNet, so vgg16 passes it over (saying so) and goes on."""
+    from livestyle.models.lossnets import environment_weights, file_network
+
+    squeezenet = shared_data / "lossnets" / "squeezenet1_1_imagenet.safetensors"
+    assert file_network(squeezenet) == "squeezenet1_1"
+    monkeypatch.setenv(ENV_LOSSNET_WEIGHTS, str(squeezenet))
+    assert environment_weights("squeezenet1_1") == str(squeezenet)
+    with pytest.warns(UserWarning, match=r"\$LIVESTYLE_LOSSNET_WEIGHTS holds squeezenet1_1 weights .*the vgg16 "
+                                         "loss network does not use them"):
+        assert environment_weights("vgg16") is None
+    with pytest.warns(UserWarning, match="does not use them"), \
+            pytest.raises(LossNetWeightsError, match="no ImageNet weights for loss network 'vgg16'"):
+        loss_network("vgg16")  # offline here: the next places to look have none either
+
+
+def test_file_network_reads_torchvision_files_too(tmp_path):
+    from livestyle.models.lossnets import file_network
+
+    path = tmp_path / "squeezenet.pth"
+    torch.save(LOSS_NETWORKS["squeezenet1_1"].build().state_dict(), path)
+    assert file_network(path) == "squeezenet1_1"
+    torch.save({"features.0.weight": torch.zeros(2)}, tmp_path / "other.pth")
+    assert file_network(tmp_path / "other.pth") is None

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +30,10 @@ def signal_while_writing(monkeypatch, signum: int, at_frame: int) -> None:
     def write(self, frame):
         if self.frames_written == at_frame:
             os.kill(os.getpid(), signum)
+        elif self.frames_written > at_frame:
+            # A slow writer from then on: the main thread notices the signal (within its 0.1 s poll) long
+            # before a fast engine could have finished the whole input.
+            time.sleep(0.01)
         return real_write(self, frame)
 
     monkeypatch.setattr(VideoFileSink, "write", write)
@@ -113,12 +118,19 @@ def test_missing_input_is_one_line(tmp_path, tiny_style_file):
     assert result.stderr.strip() == f"livestyle: error: input video not found: {tmp_path / 'nope.mp4'}"
 
 
-def test_not_a_video_is_one_line(tmp_path, tiny_style_file):
-    junk = tmp_path / "junk.mp4"
-    junk.write_bytes(b"this is no video" * 100)
+def test_not_a_video_is_one_line_in_plain_words(tmp_path, tiny_style_file):
+    """A text file named .mp4 used to show FFmpeg's raw error number ([Errno 1094995529] …)."""
+    junk = tmp_path / "x.mp4"
+    junk.write_text("this is no video\n" * 100)
     result = run("video", junk, "-o", tmp_path / "o.mp4", "--model", tiny_style_file)
-    assert result.exit_code == 1 and "cannot open" in result.stderr
-    assert len(result.stderr.strip().splitlines()) == 1
+    assert result.exit_code == 1
+    assert result.stderr.strip() == (f"livestyle: error: {junk} is not a video file livestyle can read "
+                                     "(FFmpeg recognises no video format in it)")
+    junk.write_bytes(b"")
+    result = run("video", junk, "-o", tmp_path / "o.mp4", "--model", tiny_style_file)
+    assert result.exit_code == 1 and result.stderr.strip().endswith(f"{junk} is empty (FFmpeg recognises no "
+                                                                    "video format in it)")
+    assert not list(tmp_path.glob("*o.mp4"))
 
 
 def test_an_image_that_does_not_decode_is_one_line(tmp_path, tiny_style_file):
@@ -370,3 +382,30 @@ def test_sigterm_stops_like_ctrl_c_and_keeps_a_playable_partial_file(tmp_path, t
     assert "stopped by SIGTERM" in result.stderr and str(kept) in result.stderr
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".out.")]
     assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL  # restored after the run
+
+
+def stream_end_s(path: Path, kind: str) -> tuple[float, float]:
+    """(end of the last packet, longest packet) of the file's first ``kind`` stream, in seconds."""
+    import av
+
+    with av.open(str(path)) as container:
+        stream = getattr(container.streams, kind)[0]
+        packets = [p for p in container.demux(stream) if p.pts is not None]
+    return (float(max(p.pts + (p.duration or 0) for p in packets) * stream.time_base),
+            float(max(p.duration or 0 for p in packets) * stream.time_base))
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_stopped_run_cuts_its_audio_at_the_last_video_frame(tmp_path, tiny_style_file, monkeypatch, signum):
+    """A partial file had up to half a second more sound than picture (2.14 s against 1.67 s): the
+    audio was muxed ahead of the video. It ends within one audio frame of the video's end now."""
+    clip = make_clip(tmp_path / "long.mp4", frames=60, size=(64, 48), fps=30)
+    out = tmp_path / "out.mp4"
+    signal_while_writing(monkeypatch, signum, 10)
+    result = run("video", clip, "-o", out, "--model", tiny_style_file, "--no-progress")
+    assert result.exit_code == 128 + signum, result.stderr
+    kept = partial_path(out)
+    video_end, _ = stream_end_s(kept, "video")
+    audio_end, audio_frame = stream_end_s(kept, "audio")
+    assert 10 / 30 <= video_end < 2.0
+    assert video_end - 0.1 <= audio_end <= video_end + audio_frame + 1e-6, (audio_end, video_end)

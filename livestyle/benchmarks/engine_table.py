@@ -3,10 +3,14 @@
 Result layout (also written as JSON)::
 
     {"device": str, "rows": [{"engine": str, "h": int, "w": int, "precision": str,
-                              "ms_median": float, "ms_p90": float}, ...],
+                              "ms_median": float, "ms_p90": float,
+                              "peak_mb": float | None, "peak_growth_mb": float | None}, ...],
      "skipped": [{"engine": str, "reason": str}], "meta": {...}}
 
-``h``, ``w`` are the *input* size (an SR net's output is scale× larger). Baselines are named
+``h``, ``w`` are the *input* size (an SR net's output is scale× larger). ``peak_mb``: the process's
+peak resident memory during the engine's warm-up calls at that size (CPU; on CUDA torch's peak
+allocation), ``peak_growth_mb`` that peak less the amount before them: engines timed earlier keep
+what they allocated, so for one engine alone run one per process (bench/README.md). Baselines are named
 ``baseline:eager-fp32`` (model.eval() under inference_mode) and ``baseline:torch.compile-fp16``
 (model.half(), torch.compile with a static shape; CUDA only). Engines and baselines are timed
 interleaved (one call of each in turn), so that a change in machine load hits all of them alike.
@@ -26,8 +30,9 @@ import torch
 from torch import nn
 
 from livestyle.benchmarks.machine import device_slug
+from livestyle.benchmarks.memory import PeakMemory
 from livestyle.benchmarks.timing import p90, timer
-from livestyle.engines.device import cpu_has_native_bf16, device_label, resolve_device
+from livestyle.engines.device import cpu_caps, cpu_has_native_bf16, device_label, resolve_device
 from livestyle.errors import LivestyleError
 from livestyle.files import write_json_and_markdown
 
@@ -94,11 +99,8 @@ def default_candidates(device: torch.device, *, cache_dir: str | os.PathLike | N
 
     found = [Candidate(BASELINE_EAGER, "fp32", eager_baseline)]
     if device.type == "cpu":
-        found += [Candidate("torch-cpu-fp32", "fp32", torch_engine()),
-                  Candidate("onnxruntime-cpu-fp32", "fp32", onnx_engine())]
+        found += cpu_engine_candidates(cache_dir=cache_dir)
         bf16 = cpu_has_native_bf16()
-        if bf16:
-            found.append(Candidate("torch-cpu-bf16", "bf16", torch_engine(precision="bf16")))
         if extra:
             found.append(Candidate("torch-cpu-fp32-compile", "fp32", torch_engine(compile=True, cache_dir=cache_dir)))
             if bf16:
@@ -118,6 +120,27 @@ def default_candidates(device: torch.device, *, cache_dir: str | os.PathLike | N
                   Candidate("torch-cuda-fp16-rewrites-compile", "fp16",
                             torch_engine(precision="fp16", rewrites=True, compile=True, cache_dir=cache_dir)),
                   Candidate("tensorrt-fp32", "fp32", tensorrt_engine(precision="fp32"))]
+    return found
+
+
+def cpu_engine_candidates(*, cache_dir: str | os.PathLike | None = None) -> list[Candidate]:
+    """Every CPU engine ``auto`` chooses from (``livestyle.engines.cpu_choice``): torch, ONNX Runtime and
+    OpenVINO, FP32 and BF16 where the CPU has it, at each thread count; the ones not installed are
+    reported as skipped when built."""
+    from livestyle.engines.cpu_choice import CpuCandidate, build_candidate, thread_counts
+
+    def build_with(candidate):
+        return lambda model, dev: build_candidate(model, candidate, cache_dir=cache_dir)
+
+    backends = (("torch", ("fp32", "bf16")), ("onnxruntime", ("fp32",)), ("openvino", ("fp32", "bf16")))
+    found = []
+    for backend, precisions in backends:
+        for precision in precisions:
+            if precision == "bf16" and not cpu_has_native_bf16():
+                continue
+            for threads in thread_counts():
+                candidate = CpuCandidate("onnx" if backend == "onnxruntime" else backend, precision, threads)
+                found.append(Candidate(f"{backend}-cpu-{precision}-t{threads}", precision, build_with(candidate)))
     return found
 
 
@@ -166,12 +189,14 @@ def benchmark_engines(model: nn.Module | None = None, *, sizes: Sequence[tuple[i
             failed.add(candidate.label)
             say(f"skip {candidate.label} at {h}x{w}: {reason}")
 
+        peaks: dict[str, PeakMemory] = {}
         for candidate, run in built:
             try:
-                for _ in range(warmup):
-                    run(x)
-                if dev.type == "cuda":
-                    torch.cuda.synchronize(dev)  # inside the try: CUDA reports errors at the next sync
+                with PeakMemory(dev) as peaks[candidate.label]:
+                    for _ in range(warmup):
+                        run(x)
+                    if dev.type == "cuda":
+                        torch.cuda.synchronize(dev)  # inside the try: CUDA reports errors at the next sync
                 runnable.append((candidate, run))
             except (LivestyleError, RuntimeError) as exc:  # e.g. out of memory at this size
                 skip(candidate, exc)
@@ -189,10 +214,14 @@ def benchmark_engines(model: nn.Module | None = None, *, sizes: Sequence[tuple[i
         for candidate, run in runnable:
             values = times[candidate.label]
             name = candidate.label if candidate.label.startswith("baseline:") else getattr(run, "name", candidate.label)
+            peak = peaks[candidate.label]
             rows.append({"engine": name, "h": h, "w": w, "precision": candidate.precision,
-                         "ms_median": round(statistics.median(values), 4), "ms_p90": round(p90(values), 4)})
-            say(f"{name:<44} {h}x{w} {candidate.precision}: median {rows[-1]['ms_median']:.2f} ms")
-    meta = {"torch": torch.__version__, "batch": batch, "iters": iters, "warmup": warmup,
+                         "ms_median": round(statistics.median(values), 4), "ms_p90": round(p90(values), 4),
+                         "peak_mb": peak.peak_mb, "peak_growth_mb": peak.growth_mb})
+            memory = f", peak {peak.peak_mb:.0f} MiB (+{peak.growth_mb:.0f})" if peak.peak_mb is not None else ""
+            say(f"{name:<44} {h}x{w} {candidate.precision}: median {rows[-1]['ms_median']:.2f} ms{memory}")
+    meta = {"torch": torch.__version__, "batch": batch, "iters": iters, "warmup": warmup, "cpu_caps": cpu_caps(),
+            "load_average_1m": round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None,
             "model": type(model).__name__, "arch": getattr(getattr(model, "config", None), "to_dict", dict)(),
             "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     return {"device": device_label(dev), "rows": rows, "skipped": skipped, "meta": meta}
@@ -201,13 +230,16 @@ def benchmark_engines(model: nn.Module | None = None, *, sizes: Sequence[tuple[i
 def benchmark_markdown(result: dict, *, title: str = "Engine latency") -> str:
     """The result as a Markdown table (ms median / p90), with the ratio to the fastest baseline per size."""
     lines = [f"# {title}", "", f"Device: {result['device']}  ", f"Meta: `{json.dumps(result.get('meta', {}))}`", "",
-             "| engine | input | precision | median ms | p90 ms | vs best baseline |", "|---|---|---|---|---|---|"]
+             "| engine | input | precision | median ms | p90 ms | vs best baseline | peak MiB (growth) |",
+             "|---|---|---|---|---|---|---|"]
     for row in result["rows"]:
         baselines = [r["ms_median"] for r in result["rows"]
                      if r["engine"].startswith("baseline:") and (r["h"], r["w"]) == (row["h"], row["w"])]
         ratio = f"{min(baselines) / row['ms_median']:.2f}×" if baselines and row["ms_median"] > 0 else "–"
+        peak = row.get("peak_mb")
+        memory = f"{peak:.0f} (+{row.get('peak_growth_mb') or 0:.0f})" if peak is not None else "–"
         lines.append(f"| {row['engine']} | {row['h']}×{row['w']} | {row['precision']} | {row['ms_median']:.2f} | "
-                     f"{row['ms_p90']:.2f} | {ratio} |")
+                     f"{row['ms_p90']:.2f} | {ratio} | {memory} |")
     for item in result.get("skipped", []):
         lines.append(f"\nSkipped {item['engine']}: {item['reason']}")
     return "\n".join(lines) + "\n"

@@ -9,7 +9,7 @@ import subprocess
 
 import torch
 
-from livestyle.engines.device import cpu_model
+from livestyle.engines.device import cpu_caps, cpu_model
 
 
 def _nvidia_driver() -> str | None:
@@ -36,10 +36,11 @@ def machine_info(device: torch.device) -> dict:
         "torch_threads": torch.get_num_threads(),
         # Other work on the machine slows CPU timings; the load when the run started says how much.
         "load_average_1m": round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None,
+        "cpu_caps": cpu_caps(),  # instruction-set caps in the environment (ATEN_CPU_CAPABILITY, ONEDNN_MAX_CPU_ISA)
         "os": platform.platform(),
         "python": platform.python_version(),
         "libraries": {p: v for p in ("livestyle", "torch", "torchvision", "numpy", "opencv-python",
-                                     "onnxruntime", "onnxruntime-gpu", "tensorrt")
+                                     "onnxruntime", "onnxruntime-gpu", "openvino", "tensorrt")
                       if (v := _version(p)) is not None},
         "device": str(device),
     }

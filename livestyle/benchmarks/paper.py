@@ -6,12 +6,15 @@ reported beside the paper's GTX Titan X figures as JSON, Markdown and a PNG plot
 
 Timing does not depend on weight values, so the transform net has random weights and the loss
 network random ones too unless a weights file is given (either way the report says which).
-``extrapolate``: time a few Gatys iterations and scale them linearly; every such figure is marked.
+Before any run, every size is warmed up and the whole bench's time estimated (``bench_plan``).
+``extrapolate``: time a few Gatys iterations and predict the rest (``gatys_timing``); every such
+figure is marked.
 """
 from __future__ import annotations
 
 import contextlib
 import datetime as _dt
+import os
 import statistics
 import time
 from collections.abc import Callable, Iterator
@@ -20,14 +23,16 @@ from dataclasses import asdict, dataclass, field
 import torch
 from torch import nn
 
+from livestyle.benchmarks.gatys_timing import GatysSetup, GatysTiming, prepare_gatys, time_gatys
 from livestyle.benchmarks.machine import machine_info
+from livestyle.benchmarks.memory import PeakMemory
 from livestyle.benchmarks.timing import p90, timer
 from livestyle.engines.device import resolve_device, synchronize
 from livestyle.engines.factory import create_engine
 from livestyle.errors import InsufficientMemoryError, is_out_of_memory
 from livestyle.models.transform import transform_net
-from livestyle.quality.gatys import GatysConfig, optimize_image
-from livestyle.quality.objective import ObjectiveConfig, build_objective
+from livestyle.progress import Progress, duration_in_words
+from livestyle.quality.gatys import GatysConfig
 
 # Johnson et al. 2016, Table 1 (GTX Titan X, VGG-16 loss network, L-BFGS): seconds.
 PAPER_DEVICE = "NVIDIA GTX Titan X (paper, Table 1)"
@@ -37,13 +42,15 @@ PAPER_GATYS = {256: {100: 3.17, 300: 9.52, 500: 15.86},
 PAPER_FEEDFORWARD = {256: 0.015, 512: 0.05, 1024: 0.21}
 SCHEMA = "livestyle.bench/1"
 EXTRAPOLATED_MARK = "≈"  # prefixed to every extrapolated figure in text outputs
+LONG_RUN_S = 600.0  # a bench estimated to take longer says so, and what --extrapolate would take
 
 
 @dataclass(frozen=True)
 class BenchConfig:
     """What to time. ``backends``: engine backends for the feed-forward pass (``livestyle.engines``).
 
-    ``extrapolate``: time ``extrapolate_iterations`` Gatys iterations and scale (marked in every output).
+    ``extrapolate``: time ``extrapolate_iterations`` Gatys iterations and predict the counts asked for
+    from them and the optimiser's own steps (marked in every output).
     ``loss_net_weights=None``: random loss-network weights (timing does not depend on them).
     """
 
@@ -70,8 +77,8 @@ class BenchConfig:
             raise ValueError(f"sizes must be ≥ 16 pixels, got {self.sizes}")
         if not self.iterations or min(self.iterations) < 1:
             raise ValueError(f"iteration counts must be ≥ 1, got {self.iterations}")
-        if self.extrapolate_iterations < 1:
-            raise ValueError("extrapolate_iterations must be ≥ 1")
+        if self.extrapolate_iterations < 2:
+            raise ValueError("extrapolate_iterations must be ≥ 2 (the first iteration has no start mark)")
 
 
 @dataclass
@@ -84,16 +91,7 @@ class FeedForwardTiming:
     p90_s: float
     runs: int
     timer: str  # "cuda-events" or "perf_counter"
-
-
-@dataclass
-class GatysTiming:
-    """Gatys seconds per iteration count; ``extrapolated`` when scaled from ``measured_iterations``."""
-
-    seconds: dict[int, float]
-    seconds_per_iteration: float
-    measured_iterations: int
-    extrapolated: bool
+    peak_mb: float | None = None  # peak resident memory (CPU) or allocation (CUDA) during the warm-up, MiB
 
 
 @dataclass
@@ -127,6 +125,8 @@ class BenchReport:
                     "seconds_per_iteration": row.gatys.seconds_per_iteration,
                     "measured_iterations": row.gatys.measured_iterations,
                     "extrapolated": row.gatys.extrapolated,
+                    "evaluation_s": row.gatys.evaluation_s,
+                    "optimizer_step_s": row.gatys.step_s,
                 },
                 "feedforward": [asdict(ff) for ff in row.feedforward],
                 "speedup": {e: {str(n): v for n, v in d.items()} for e, d in row.speedups().items()},
@@ -137,60 +137,24 @@ class BenchReport:
                 "rows": rows, "paper": {"device": PAPER_DEVICE, "sizes": paper}}
 
 
-def time_gatys(size: int, config: BenchConfig, device: torch.device,
-               progress: Callable[[str], None] | None = None) -> GatysTiming:
-    """Gatys optimisation time at ``size``² for each of ``config.iterations`` (measured or extrapolated)."""
-    generator = torch.Generator().manual_seed(config.seed)
-    content = torch.rand(1, 3, size, size, generator=generator).to(device)
-    style = torch.rand(1, 3, size, size, generator=generator).to(device)
-    objective = build_objective(ObjectiveConfig(loss_net=config.loss_net), style,
-                                weights=config.loss_net_weights, pretrained=config.loss_net_weights is not None,
-                                device=device)
-    # Warm-up (cuDNN algorithm choice, allocator growth) is not timed.
-    if config.gatys_warmup_iterations:
-        optimize_image(objective, content, GatysConfig(iterations=config.gatys_warmup_iterations,
-                                                       optimizer=config.optimizer))
-    wanted = sorted(set(config.iterations))
-    if config.extrapolate:
-        n = config.extrapolate_iterations
-        if progress:
-            progress(f"gatys {size}²: timing {n} iterations to extrapolate")
-        run = optimize_image(objective, content, GatysConfig(iterations=n, optimizer=config.optimizer))
-        per_iteration = run.seconds / n
-        return GatysTiming({k: per_iteration * k for k in wanted}, per_iteration, n, True)
-
-    checkpoints: dict[int, float] = {}
-    started = 0.0
-
-    def on_iteration(i: int, _loss) -> None:
-        if i in wanted:
-            synchronize(device)
-            checkpoints[i] = time.perf_counter() - started
-            if progress:
-                progress(f"gatys {size}²: {i} iterations in {checkpoints[i]:.2f} s")
-
-    synchronize(device)
-    started = time.perf_counter()
-    # One run to the largest count; the times at smaller counts are read on the way (no scaling).
-    optimize_image(objective, content, GatysConfig(iterations=wanted[-1], optimizer=config.optimizer),
-                   on_iteration=on_iteration)
-    return GatysTiming(checkpoints, checkpoints[wanted[-1]] / wanted[-1], wanted[-1], False)
-
-
-def time_engine(engine, size: int, config: BenchConfig) -> FeedForwardTiming:
+def time_engine(engine, size: int, config: BenchConfig,
+                tick: Callable[[], None] | None = None) -> FeedForwardTiming:
     """Median seconds of ``engine`` on one (1, 3, size, size) frame already on its device, after warm-up."""
     device = torch.device(getattr(engine, "device", "cpu"))
     frame = torch.rand(1, 3, size, size, generator=torch.Generator().manual_seed(config.seed)).to(device)
-    for _ in range(config.feedforward_warmup):
-        engine(frame)
-    synchronize(device)
+    with PeakMemory(device) as peak:
+        for _ in range(config.feedforward_warmup):
+            engine(frame)
+        synchronize(device)
     timed = timer(device)
     times: list[float] = []
     budget_end = time.perf_counter() + config.feedforward_seconds
     while len(times) < config.feedforward_runs and (len(times) < 3 or time.perf_counter() < budget_end):
         times.append(timed(lambda: engine(frame)) / 1000.0)
+        if tick:
+            tick()
     return FeedForwardTiming(getattr(engine, "name", "engine"), statistics.median(times), min(times), p90(times),
-                             len(times), "cuda-events" if device.type == "cuda" else "perf_counter")
+                             len(times), "cuda-events" if device.type == "cuda" else "perf_counter", peak.peak_mb)
 
 
 EngineFactory = Callable[[nn.Module, torch.device], object]
@@ -208,13 +172,56 @@ def _out_of_memory_is_an_error(size: int, device: torch.device) -> Iterator[None
                                       "try smaller --sizes") from exc
 
 
+def gatys_config(config: BenchConfig) -> GatysConfig:
+    """The optimisation every Gatys run of the bench makes (iterations set per run)."""
+    return GatysConfig(iterations=max(config.iterations), optimizer=config.optimizer, seed=config.seed)
+
+
+def bench_plan(config: BenchConfig, setups: dict[int, GatysSetup], engines: int) -> list[str]:
+    """What the runs ahead will take, in one or two lines: the estimate per size, and where it passes
+    ``LONG_RUN_S`` without ``extrapolate``, what ``--extrapolate`` would take instead."""
+    most = max(config.iterations)
+    full = {size: setup.predicted(most) for size, setup in setups.items()}
+    short = {size: setup.predicted(config.extrapolate_iterations) for size, setup in setups.items()}
+    gatys = short if config.extrapolate else full
+    # Feed-forward: each engine at each size runs until its time budget is spent (or its runs are done).
+    feedforward = engines * len(setups) * config.feedforward_seconds
+    total = sum(gatys.values()) + feedforward
+    how = f"extrapolated from {config.extrapolate_iterations} iterations" if config.extrapolate else \
+        f"{most} iterations"
+    lines = [f"estimated time: about {duration_in_words(total)} (gatys, {how}: "
+             + ", ".join(f"{size}² {duration_in_words(t)}" for size, t in gatys.items())
+             + f"; feed-forward up to {duration_in_words(feedforward)})"]
+    if not config.extrapolate and total > LONG_RUN_S:
+        quick = sum(short.values()) + feedforward
+        lines.append(f"that is more than {LONG_RUN_S / 60:.0f} minutes: --extrapolate times "
+                     f"{config.extrapolate_iterations} Gatys iterations a size and predicts the rest "
+                     f"(about {duration_in_words(quick)} in all)")
+    return lines
+
+
+def busy_cpu_note(device: torch.device) -> str | None:
+    """A line where other work keeps the CPU busy beside torch's threads, or None: timings swing then,
+    the extrapolated ones too (threads of one operation wait for each other behind that work)."""
+    if device.type != "cpu" or not hasattr(os, "getloadavg"):
+        return None
+    load, cores, threads = os.getloadavg()[0], os.cpu_count() or 1, torch.get_num_threads()
+    if load + threads <= cores + 0.5:
+        return None
+    return (f"other work keeps the CPU busy (load average {load:.1f} on {cores} cores, torch runs {threads} "
+            "thread(s)): times will be slower than this machine alone gives and swing from run to run, the "
+            "extrapolated ones too" + ("; one thread (OMP_NUM_THREADS=1) is steadier" if threads > 1 else ""))
+
+
 def run_bench(config: BenchConfig, *, engine_factories: dict[str, EngineFactory] | None = None,
-              progress: Callable[[str], None] | None = None) -> BenchReport:
+              progress: Callable[[str], None] | None = None, show_bars: bool = False) -> BenchReport:
     """Time Gatys and the feed-forward net at every size; ``engine_factories`` replaces ``config.backends``.
 
     ``engine_factories``: label → ``factory(model, device)`` returning an engine (``engine(batch)``).
-    ``progress``: called with one-line status messages (the library itself never prints).
+    ``progress``: called with one-line status messages, the time estimate first (the library itself
+    never prints); ``show_bars``: a progress display on stderr for every warm-up and run.
     """
+    say = progress or (lambda message: None)
     device = resolve_device(config.device)
     torch.manual_seed(config.seed)
     model = transform_net(width=config.width, blocks=config.blocks).eval()
@@ -222,15 +229,37 @@ def run_bench(config: BenchConfig, *, engine_factories: dict[str, EngineFactory]
         engine_factories = {b: (lambda m, d, b=b: create_engine(m, backend=b, device=str(d), precision=config.precision))
                             for b in config.backends}
     engines = {label: factory(model, device) for label, factory in engine_factories.items()}
+    if note := busy_cpu_note(device):
+        say(note)
+    optimisation = gatys_config(config)
+    most = max(config.iterations)
+    setups: dict[int, GatysSetup] = {}
+    for size in config.sizes:
+        memory = optimisation.history_size if optimisation.optimizer == "lbfgs" else 1
+        steps = max(2, config.gatys_warmup_iterations) + min(most, memory + 1)  # as prepare_gatys takes them
+        with _out_of_memory_is_an_error(size, device), \
+                Progress(steps, desc=f"gatys {size}² warm-up", unit="step", enabled=show_bars) as bar:
+            setups[size] = prepare_gatys(size, loss_net=config.loss_net, weights=config.loss_net_weights,
+                                         device=device, config=optimisation,
+                                         warmup_iterations=config.gatys_warmup_iterations, max_iterations=most,
+                                         tick=bar.update)
+    for line in bench_plan(config, setups, len(engines)):
+        say(line)
     rows = []
     for size in config.sizes:
+        setup = setups.pop(size)  # each objective goes once its size is done
         with _out_of_memory_is_an_error(size, device):
-            gatys = time_gatys(size, config, device, progress)
+            count = config.extrapolate_iterations if config.extrapolate else most
+            with Progress(count, desc=f"gatys {size}²", unit="it", enabled=show_bars) as bar:
+                gatys = time_gatys(setup, config.iterations, tick=bar.update,
+                                   extrapolate_from=config.extrapolate_iterations if config.extrapolate else None)
+            say(_gatys_line(size, gatys))
             feedforward = []
             for label, engine in engines.items():
-                timing = time_engine(engine, size, config)
-                if progress:
-                    progress(f"feed-forward {size}² {timing.engine}: {timing.median_s * 1000:.1f} ms median of {timing.runs}")
+                with Progress(config.feedforward_runs, desc=f"feed-forward {size}² {label}", unit="run",
+                              enabled=show_bars) as bar:
+                    timing = time_engine(engine, size, config, tick=bar.update)
+                say(f"feed-forward {size}² {timing.engine}: {timing.median_s * 1000:.1f} ms median of {timing.runs}")
                 feedforward.append(timing)
         rows.append(BenchRow(size, gatys, feedforward))
     settings = asdict(config)
@@ -239,3 +268,15 @@ def run_bench(config: BenchConfig, *, engine_factories: dict[str, EngineFactory]
     settings["engines"] = list(engines)
     created = _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat()
     return BenchReport(machine_info(device), settings, rows, created)
+
+
+def _gatys_line(size: int, gatys: GatysTiming) -> str:
+    """'gatys 256²: 100 iterations in 54.2 s, 300 …' (extrapolated: marked, with what it rests on)."""
+    mark = EXTRAPOLATED_MARK if gatys.extrapolated else ""
+    times = ", ".join(f"{n} iteration{'' if n == 1 else 's'} in {mark}{s:.2f} s" for n, s in gatys.seconds.items())
+    if not gatys.extrapolated:
+        return f"gatys {size}²: {times}"
+    first, last = gatys.step_s["first"], gatys.step_s["last"]
+    steps = f"{first:.3f} s" if round(first, 3) == round(last, 3) else f"{first:.3f} s growing to {last:.3f} s"
+    return (f"gatys {size}²: {times} (extrapolated from {gatys.measured_iterations} iterations: "
+            f"{gatys.evaluation_s:.3f} s an evaluation, the optimiser's own step {steps})")

@@ -20,7 +20,7 @@ def table_markdown(report: dict) -> str:
     """The paper-shaped table (Markdown) from a report dict: paper rows beside ours, per size and engine."""
     iterations = [int(n) for n in report["settings"]["iterations"]]
     head = (["image size", "source"] + [f"Gatys {n} it (s)" for n in iterations] + ["feed-forward (s)"]
-            + [f"speedup {n} it" for n in iterations])
+            + [f"speedup {n} it" for n in iterations] + ["feed-forward peak memory"])
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     ours_label = machine_label(report["machine"])
     for row in report["rows"]:
@@ -30,7 +30,7 @@ def table_markdown(report: dict) -> str:
             ff = PAPER_FEEDFORWARD[size]
             cells = [f"{size}²", "paper (Titan X)"]
             cells += [_fmt_s(paper_g[n]) if n in paper_g else "–" for n in iterations]
-            cells += [_fmt_s(ff)] + [f"{paper_g[n] / ff:.0f}×" if n in paper_g else "–" for n in iterations]
+            cells += [_fmt_s(ff)] + [f"{paper_g[n] / ff:.0f}×" if n in paper_g else "–" for n in iterations] + ["–"]
             lines.append("| " + " | ".join(cells) + " |")
         extrapolated = row["gatys"]["extrapolated"]
         for ff in row["feedforward"] or [None]:
@@ -40,13 +40,16 @@ def table_markdown(report: dict) -> str:
                 cells += [_fmt_s(ff["median_s"])]
                 cells += [(EXTRAPOLATED_MARK if extrapolated else "")
                           + f"{row['speedup'][ff['engine']][str(n)]:.0f}×" for n in iterations]
+                cells += [f"{ff['peak_mb']:.0f} MiB" if ff.get("peak_mb") is not None else "–"]
             else:
-                cells += ["–"] * (1 + len(iterations))
+                cells += ["–"] * (2 + len(iterations))
             lines.append("| " + " | ".join(cells) + " |")
     notes = [f"Ours: {ours_label}; loss network {report['settings']['loss_net']}, weights: "
              f"{report['settings']['loss_net_weights']}; optimiser {report['settings']['optimizer']}; "
              f"feed-forward = median of ≥3 runs after warm-up, batch 1, transform net width "
-             f"{report['settings']['width']}, {report['settings']['blocks']} residual blocks, random weights."]
+             f"{report['settings']['width']}, {report['settings']['blocks']} residual blocks, random weights; "
+             f"peak memory: the process's peak resident set during the engine's warm-up (CUDA: torch's peak "
+             f"allocation), the loss network and Gatys buffers included."]
     load, cores = report["machine"].get("load_average_1m"), report["machine"].get("cpu_cores")
     if load is not None and cores and load > 0.5 * cores:
         notes.append(f"Load average when the run started: {load} on {cores} cores — other work shared the CPU, "

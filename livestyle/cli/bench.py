@@ -57,8 +57,9 @@ def command() -> None:
                   "table); without weights, random ones are timed (timing does not depend on them).")
 @optimizer_option("Gatys: ")
 @click.option("--extrapolate", is_flag=True,
-              help="Time a few Gatys iterations and scale (for slow machines); marked in every output.")
-@click.option("--extrapolate-iters", type=click.IntRange(min=1), default=5, show_default=True,
+              help="Time a few Gatys iterations and predict the rest from them and the optimiser's own steps "
+                   "(for slow machines); marked in every output.")
+@click.option("--extrapolate-iters", type=click.IntRange(min=2), default=5, show_default=True,
               help="Gatys iterations timed for --extrapolate.")
 @runs_option
 @click.option("--max-seconds", type=click.FloatRange(min=0), default=20.0, show_default=True,
@@ -67,23 +68,31 @@ def command() -> None:
 @report_options("bench/results", "File name stem of the reports (default: machine and date).")
 def paper(sizes, iterations, backends, device, precision, fp16, loss_net, loss_net_weights, optimizer, extrapolate,
           extrapolate_iters, runs, max_seconds, width, blocks, out_dir, stem):
-    """Gatys (L-BFGS) vs feed-forward time per image size, beside the paper's Table 1."""
+    """Gatys (L-BFGS) vs feed-forward time per image size, beside the paper's Table 1.
+
+    Every size is warmed up first and the whole run's time estimated (with what --extrapolate would
+    take where it passes 10 minutes); each run shows its progress.
+    """
     from livestyle.benchmarks.paper import BenchConfig, run_bench
     from livestyle.benchmarks.paper_report import table_markdown, write_reports
     from livestyle.errors import BackendUnavailableError
+    from livestyle.models.lossnets import environment_weights
 
     check_out_folder(out_dir)
     unknown = [b for b in backends if b not in BACKENDS]
     if unknown or not backends:
         raise BackendUnavailableError(f"unknown backend(s) {', '.join(unknown) or '(none)'}; known: {', '.join(BACKENDS)}")
+    weights = loss_net_weights or environment_weights(loss_net)
+    if weights is None and os.environ.get(ENV_LOSSNET_WEIGHTS):  # passed over, with a warning: say what instead
+        click.echo(f"livestyle: timing {loss_net} with random weights (times do not depend on weights)", err=True)
     config = BenchConfig(
         sizes=sizes, iterations=iterations, backends=backends, device=device,
         precision=engine_precision(precision, fp16, device), loss_net=loss_net,
-        loss_net_weights=loss_net_weights or os.environ.get(ENV_LOSSNET_WEIGHTS) or None, optimizer=optimizer,
+        loss_net_weights=weights, optimizer=optimizer,
         extrapolate=extrapolate, extrapolate_iterations=extrapolate_iters, feedforward_runs=runs,
         feedforward_seconds=max_seconds, width=width, blocks=blocks,
     )
-    report = run_bench(config, progress=lambda msg: click.echo(msg, err=True)).to_dict()
+    report = run_bench(config, progress=lambda msg: click.echo(msg, err=True), show_bars=True).to_dict()
     paths = write_reports(report, out_dir, stem)
     click.echo(table_markdown(report))
     click.echo("wrote " + ", ".join(str(p) for p in paths), err=True)

@@ -8,9 +8,9 @@ from dataclasses import dataclass, field
 
 import click
 
-from livestyle.cli.options import (effect_options, engine_options, engine_precision, inference_size,
-                                   inference_size_options, model_options, say_when_compiling, stabilize_option,
-                                   style_variant)
+from livestyle.cli.options import (announce_engine, effect_options, engine_options, engine_precision, engine_progress,
+                                   first_frame_size, inference_size, inference_size_options, model_options,
+                                   say_when_compiling, stabilize_option, style_variant)
 
 
 @dataclass
@@ -55,8 +55,8 @@ def style_choices(chosen: str, model_file: str | None, superres: int | str | Non
     from livestyle.zoo.catalog import Catalog
 
     if task == "superres":
-        return [{"model_file": model_file} if model_file else {"superres": superres}], 0
-    chain = {"superres": superres} if superres else {}
+        return [{"model_file": model_file} if model_file else {"superres": superres, "variant": variant}], 0
+    chain = {"superres": superres, "variant": variant} if superres else {}
     names = Catalog().style_names(variant)
     choices = [{"style": name, **chain} for name in names]
     if model_file is not None:
@@ -80,9 +80,13 @@ def style_choices(chosen: str, model_file: str | None, superres: int | str | Non
 @click.option("--duration", type=click.FloatRange(min=0, min_open=True), default=None,
               help="Stop after this many seconds.")
 @click.option("--list-devices", is_flag=True, help="List the cameras found and exit.")
+@click.option("--no-adapt", is_flag=True,
+              help="Keep the full inference scale: no frame-rate governor (a fixed --infer-scale also turns it off). "
+                   "By default the style network's scale steps down to hold the source's frame rate (at most 30 "
+                   "fps) and back up when the machine has room again.")
 def command(source, style, model_file, superres, variant, device, precision, fp16, backend, compile_net, infer_scale,
-            upsample, size, scale, strength, preserve_colors, tile, stabilize, no_window, record, snapshot_dir, loop,
-            duration, list_devices):
+            upsample, memory_budget, size, scale, strength, preserve_colors, tile, stabilize, no_window, record,
+            snapshot_dir, loop, duration, list_devices, no_adapt):
     """Live style transfer from a camera (default 0), a stream URL or a video file.
 
     Keys: n / p next / previous style (cross-faded), [ / ] weaker / stronger style, c keep colours,
@@ -107,10 +111,15 @@ def command(source, style, model_file, superres, variant, device, precision, fp1
     precision = engine_precision(precision, fp16, device)
     variant = style_variant(variant, device)
     choice = choose_model(style=style, model_file=model_file, superres=superres, variant=variant)
+    # The governor scales the style network: not with a fixed --infer-scale, --tile or a lone SR model.
+    fixed_scale = click.get_current_context().get_parameter_source("infer_scale") is not \
+        click.core.ParameterSource.DEFAULT
+    adapt = not (no_adapt or fixed_scale or tile or choice.task == "superres")
 
     def make_engine(c):
         return build_engine(c, backend=backend, device=device, precision=precision, tile=tile,
-                            infer_scale=infer_scale, upsample=upsample, compile=compile_net)
+                            infer_scale=infer_scale, upsample=upsample, compile=compile_net,
+                            memory_budget=memory_budget, variable_scale=adapt, progress=engine_progress)
 
     hooks, effects = frame_postprocessors(strength=strength, preserve_colors=preserve_colors, stabilize=stabilize, live=True)
     infer = InferStage(make_engine(choice), postprocess=hooks)
@@ -136,8 +145,16 @@ def command(source, style, model_file, superres, variant, device, precision, fp1
                                          "c": KeyAction("colours", lambda: setattr(
                                              effects, "preserve_colors", not effects.preserve_colors))},
                             label=lambda: f"{styles.name} {effects.strength:.0%}"
-                                          f"{' colours kept' if effects.preserve_colors else ''} [{infer.engine.name}]")
+                                          f"{' colours kept' if effects.preserve_colors else ''} [{infer.engine.name}]"
+                                          + (f" scale {infer.governor.scale:.0%}" if infer.governor else ""))
+    first = first_frame_size(CameraSource(source, size=inference_size(size, scale)))
+    if first is not None:  # choose the engine (the CPU's auto times them) and say which runs, before the frames
+        announce_engine(infer.engine, choice.name, (1, 3, *first))
     capture = CameraSource(source, size=inference_size(size, scale), loop=loop)
+    if adapt:
+        from livestyle.pipeline.governor import FrameRateGovernor
+
+        infer.set_governor(FrameRateGovernor(float(capture.rate)))
     sinks = [window] if window is not None else []
     try:
         if record:
@@ -157,6 +174,8 @@ def command(source, style, model_file, superres, variant, device, precision, fp1
 
     result = pipeline.run(stop_after_duration)
     click.echo(f"{styles.name} ({infer.engine.name}): {result.stats.summary()}", err=True)
+    if infer.governor is not None:
+        click.echo(f"livestyle: {infer.governor.summary()}", err=True)
     if record and sinks[-1].final_path is not None:
         click.echo(f"recorded {sinks[-1].frames_written} frames to {sinks[-1].final_path}", err=True)
     if result.status == "interrupted":

@@ -19,7 +19,7 @@ def model_files_read(style: str | None, model_file: str | None, superres: int | 
         if style:
             files.append(catalog.path(catalog.get(style, task="style", variant=variant)))
         if superres:
-            files.append(catalog.path(catalog.superres(superres)))
+            files.append(catalog.path(catalog.superres(superres, variant)))
     return files
 
 

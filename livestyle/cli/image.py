@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import click
 
-from livestyle.cli.options import (compose, effect_options, engine_options, engine_precision, loss_net_options,
-                                   model_options, optimizer_option, say_when_compiling, style_variant)
+from livestyle.cli.options import (compose, effect_options, engine_options, engine_precision,
+                                   engine_progress, loss_net_options, model_options, optimizer_option,
+                                   say_when_compiling, style_variant)
 
 
 optimize_options = compose(
@@ -37,7 +38,7 @@ optimize_options = compose(
 @effect_options
 @optimize_options
 def command(input_path, output, style, model_file, superres, variant, device, precision, fp16, backend, compile_net,
-            infer_scale, upsample, strength, preserve_colors, tile, **optimize):
+            infer_scale, upsample, memory_budget, strength, preserve_colors, tile, **optimize):
     """Stylise or upscale one image (PNG/JPEG; greyscale, alpha and 16-bit handled).
 
     With --optimize --style-image IMG: no model, the Gatys et al. optimisation (slow, best quality).
@@ -72,8 +73,9 @@ def command(input_path, output, style, model_file, superres, variant, device, pr
     image = read_image(input_path)
     choice = choose_model(style=style, model_file=model_file, superres=superres,
                           variant=style_variant(variant, device))
-    engine = build_engine(choice, backend=backend, device=device, precision=precision,
-                          tile=tile, infer_scale=infer_scale, upsample=upsample, compile=compile_net)
+    engine = build_engine(choice, backend=backend, device=device, precision=precision, tile=tile,
+                          infer_scale=infer_scale, upsample=upsample, compile=compile_net,
+                          memory_budget=memory_budget, progress=engine_progress)
     say_when_compiling(compile_net)
     try:
         result = stylize_image(engine, image)
@@ -94,13 +96,10 @@ def command(input_path, output, style, model_file, superres, variant, device, pr
 def _optimize(input_path, output, *, style_image, iters, optimizer, init, size, style_weight, content_weight,
               tv_weight, loss_net, loss_net_weights, device):
     """`image --optimize`: Gatys et al. on one image, progress on stderr, alpha and bit depth kept."""
-    import sys
-
-    from tqdm import tqdm
-
     from livestyle.engines.device import resolve_device
     from livestyle.io.images import Image, read_image, resize_alpha, write_image
     from livestyle.models.convention import batch_to_image
+    from livestyle.progress import Progress
     from livestyle.quality.gatys import GatysConfig, stylize_by_optimization
     from livestyle.quality.objective import ObjectiveConfig
 
@@ -111,11 +110,11 @@ def _optimize(input_path, output, *, style_image, iters, optimizer, init, size, 
     dev = resolve_device(device)
     config = ObjectiveConfig(loss_net=loss_net, style_weight=style_weight, content_weight=content_weight,
                              tv_weight=tv_weight)
-    with tqdm(total=iters, desc="optimising", unit="it", file=sys.stderr, disable=None) as bar:
+    with Progress(iters, desc="optimising", unit="it") as bar:
         def on_iteration(i, loss):
-            bar.update(1)
             if loss is not None and i % 10 == 0:
-                bar.set_postfix(loss=f"{loss:.4g}")
+                bar.set_postfix(f"loss {loss:.4g}")
+            bar.update(1)
 
         result = stylize_by_optimization(image.rgb, style.rgb, config, GatysConfig(iterations=iters, optimizer=optimizer,
                                                                                    init=init),

@@ -6,6 +6,7 @@ Nothing heavy is imported here: `livestyle --help` and usage errors answer befor
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import click
@@ -38,6 +39,24 @@ class SuperResChoice(click.ParamType):
         if not value or value.isdigit():
             self.fail(f"{value!r} is not 4, 8 or the name of a super-resolution model", param, ctx)
         return value
+
+
+class MemorySize(click.ParamType):
+    """A size in bytes: "2G", "1.5G", "512M", "3GiB", "800000000" (binary units: 1G = 2^30 bytes)."""
+
+    name = "SIZE"
+    units = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, int):
+            return value
+        match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(?:i?b)?\s*", str(value).lower())
+        if match is None:
+            self.fail(f"{value!r} is not a memory size; write e.g. 2G, 1.5G or 512M", param, ctx)
+        size = int(float(match.group(1)) * self.units[match.group(2)])
+        if size <= 0:
+            self.fail(f"a memory size must be positive, got {value!r}", param, ctx)
+        return size
 
 
 def int_list(ctx, param, value: str) -> tuple[int, ...]:
@@ -81,7 +100,8 @@ superres_option = click.option("--superres", type=SuperResChoice(), default=None
 variant_option = click.option("--variant", type=click.Choice(["auto", "full", "small"]), default="auto",
                               show_default=True,
                               help="Which model a plain style name means: its full model or its small real-time "
-                                   "variant (<style>_small); auto: small where the network runs on the CPU, else full.")
+                                   "variant (<style>_small), and likewise which ×N model --superres N means (small: "
+                                   "x4_fast/x8_fast); auto: small where the network runs on the CPU, else full.")
 model_options = compose(style_option, model_file_option, superres_option, variant_option)
 """--style NAME | --model FILE | --superres 4|8|NAME (exactly one, checked by the library), --variant."""
 
@@ -114,7 +134,9 @@ precision_options = compose(
                  help="Alias: the device's half precision, --precision fp16 on CUDA and bf16 on the CPU."),
 )
 backend_option = click.option("--backend", type=click.Choice(BACKENDS), default="auto", show_default=True,
-                              help="Inference backend.")
+                              help="Inference backend; auto: TensorRT or torch on CUDA, and on the CPU the fastest "
+                                   "engine timed on this CPU (torch, onnx, openvino; FP32/BF16; thread counts), "
+                                   "timed once per model family and frame size and cached.")
 engine_options = compose(
     device_option, precision_options, backend_option,
     click.option("--compile", "compile_net", is_flag=True,
@@ -126,8 +148,34 @@ engine_options = compose(
                       "(a speed option for slow CPUs; not exact)."),
     click.option("--upsample", type=click.Choice(UPSAMPLERS), default="guided", show_default=True,
                  help="How --infer-scale results are brought back to full size (guided: edge-aware)."),
+    click.option("--memory-budget", type=MemorySize(), default=None, metavar="SIZE",
+                 help="CPU: the activations one frame may take before the network runs in tiles, e.g. 2G "
+                      "(default: the larger of 2 GiB and a quarter of the RAM)."),
 )
-"""--device, --precision/--fp16, --backend, --compile, --infer-scale, --upsample."""
+"""--device, --precision/--fp16, --backend, --compile, --infer-scale, --upsample, --memory-budget."""
+
+
+def engine_progress(message: str) -> None:
+    """Where engines report while they are prepared (ONNX export, timing the CPU engines): stderr."""
+    click.echo(f"livestyle: {message}", err=True)
+
+
+def announce_engine(engine, model_name: str, shape: tuple[int, ...]) -> None:
+    """Choose now what runs frames of ``shape`` (N, 3, H, W) where the engine chooses on its first frame
+    (the CPU's ``auto`` times the candidates), and say on stderr which engine and precision run."""
+    prepare = getattr(engine, "prepare", None)
+    if prepare is not None:
+        prepare(tuple(shape))
+    click.echo(f"livestyle: {model_name} runs on {engine.name} at {shape[3]}×{shape[2]}", err=True)
+
+
+def first_frame_size(source) -> tuple[int, int] | None:
+    """(height, width) of ``source``'s first frame; the source is read once and closed."""
+    try:
+        frame = source.read()
+    finally:
+        source.close()
+    return None if frame is None else frame.image.shape[:2]
 
 
 def engine_precision(precision: str, fp16: bool, device: str | None) -> str:

@@ -64,12 +64,13 @@ run_options = compose(
                  help="Model file to write (.safetensors); its catalog entry goes to OUT.json."),
     click.option("--batch-size", type=click.IntRange(min=1), default=4, show_default=True),
     click.option("--lr", type=float, default=None, callback=_learning_rate,
-                 help="Adam learning rate (default 1e-3, the paper's; 1e-4 for residual SR, whose first "
-                      "steps at 1e-3 overshoot)."),
+                 help="Adam learning rate (default 1e-3, the paper's; 1e-4 for the residual srnet SR family, "
+                      "whose first steps at 1e-3 overshoot)."),
     click.option("--data-limit", type=click.IntRange(min=1), default=None,
                  help="Use only the first N photos of the data set."),
     click.option("--seed", type=int, default=0, show_default=True, help="Seed of weights and data order."),
-    click.option("--no-progress", is_flag=True, help="No progress bar."),
+    click.option("--no-progress", is_flag=True,
+                 help="No progress display (a bar on a terminal, else a status line every 10 s)."),
     device_option,
     click.option("--amp", type=click.Choice(AMP_CHOICES), default="auto", show_default=True,
                  help="Mixed precision; auto times fp32/TF32 against bf16 on CUDA, off on CPU; a "
@@ -197,8 +198,12 @@ def style_command(style_image, dataset, output, batch_size, lr, data_limit, seed
 @click.option("--tv-weight", type=float, default=None, help="Total-variation weight (default 0 pixel, 1e3 feat).")
 @click.option("--patch-size", type=click.IntRange(min=16), default=288, show_default=True)
 @click.option("--iterations", type=click.IntRange(min=1), default=200_000, show_default=True)
-@click.option("--width", type=click.IntRange(min=1), default=64, show_default=True)
-@click.option("--blocks", type=click.IntRange(min=0), default=4, show_default=True)
+@click.option("--family", type=click.Choice(["srnet", "subpixel"]), default="srnet", show_default=True,
+              help="The network: srnet (the paper's, upsampling convs) or subpixel (every conv at the low "
+                   "resolution, a pixel-shuffle output: the CPU-fast x4_fast/x8_fast).")
+@click.option("--width", type=click.IntRange(min=1), default=None, help="Channels (default: srnet 64, subpixel 32).")
+@click.option("--blocks", type=click.IntRange(min=0), default=None,
+              help="Residual blocks (default: srnet 4, subpixel 6).")
 @click.option("--residual/--no-residual", default=True, show_default=True,
               help="Learn a correction to the bicubic upscale (far fewer steps); --no-residual: the paper's "
                    "plain tanh output.")
@@ -207,12 +212,14 @@ def style_command(style_image, dataset, output, batch_size, lr, data_limit, seed
 @click.option("--blur", "blur_sigma", type=click.FloatRange(min=0), default=0.0, show_default=True,
               help="Gaussian blur σ before the antialiased bicubic downsampling of the inputs (the paper: 1.0).")
 @click.option("--name", default=None, help="Catalog name (default: OUT's stem).")
+@click.option("--variant", type=click.Choice(["full", "small"]), default="full", show_default=True,
+              help="small: the ×N model `--superres N` runs on a CPU.")
 @click.option("--eval-set", "eval_sets", multiple=True, metavar="NAME=DIR",
               help="Measure PSNR/SSIM against bicubic on this folder of HR images (repeatable).")
 def superres_command(scale, loss, dataset, output, batch_size, lr, data_limit, seed, no_progress, device, amp,
                      channels_last, checkpoint, checkpoint_every, resume, init, time_limit, preview_every, preview_dir,
-                     catalog, loss_net, loss_net_weights, feature_taps, tv_weight, patch_size, iterations, width,
-                     blocks, residual, norm, blur_sigma, name, eval_sets):
+                     catalog, loss_net, loss_net_weights, feature_taps, tv_weight, patch_size, iterations, family,
+                     width, blocks, residual, norm, blur_sigma, name, variant, eval_sets):
     """Train a ×4/×8 SR network: livestyle train superres --scale 4 --loss pixel --dataset DIR -o FILE."""
     from livestyle.training.recipes import SuperResRecipe
     from livestyle.training.run import train_superres
@@ -224,7 +231,8 @@ def superres_command(scale, loss, dataset, output, batch_size, lr, data_limit, s
             raise click.BadParameter(f"expected NAME=DIR, got {item!r}", param_hint="--eval-set")
         sets[set_name] = folder
     recipe = SuperResRecipe(dataset=dataset, scale=int(scale), loss=loss, loss_net=loss_net,
-                            feature_taps=_taps(feature_taps), tv_weight=tv_weight, width=width, blocks=blocks,
+                            feature_taps=_taps(feature_taps), tv_weight=tv_weight, family=family, width=width,
+                            blocks=blocks,
                             residual=residual, norm=norm, blur_sigma=blur_sigma, patch_size=patch_size,
                             batch_size=batch_size, iterations=iterations,
                             lr=lr, seed=seed,
@@ -233,5 +241,6 @@ def superres_command(scale, loss, dataset, output, batch_size, lr, data_limit, s
                            checkpoint_every=checkpoint_every, resume=resume, preview_dir=preview_dir,
                            preview_every=preview_every, no_progress=no_progress, time_limit=time_limit)
     _check_catalog(catalog, name, output)
-    result = train_superres(recipe, output, options, name=name, quality_sets=sets or None, init=init)
+    result = train_superres(recipe, output, options, name=name, variant=variant, quality_sets=sets or None,
+                            init=init)
     _report(result, output, catalog)

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import click
 
-from livestyle.cli.options import (effect_options, engine_options, engine_precision, inference_size,
-                                   inference_size_options, model_options, say_when_compiling, stabilize_option,
-                                   style_variant)
+from livestyle.cli.options import (announce_engine, effect_options, engine_options, engine_precision, engine_progress,
+                                   first_frame_size, inference_size, inference_size_options, model_options,
+                                   say_when_compiling, stabilize_option, style_variant)
 
 X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow",
                 "placebo")
@@ -36,17 +36,16 @@ def frames(count: int) -> str:
 @click.option("--preset", type=click.Choice(X264_PRESETS), default="veryfast", show_default=True,
               help="x264 speed preset.")
 @click.option("--no-audio", is_flag=True, help="Leave the sound out.")
-@click.option("--progress/--no-progress", default=True, show_default=True, help="Show a progress bar.")
+@click.option("--progress/--no-progress", default=True, show_default=True,
+              help="Show progress: a bar on a terminal, else (a log, nohup) a status line every 10 s.")
 def command(input_path, output, style, model_file, superres, variant, device, precision, fp16, backend, compile_net,
-            infer_scale, upsample, size, scale, strength, preserve_colors, tile, stabilize, batch, crf, preset, no_audio,
-            progress):
+            infer_scale, upsample, memory_budget, size, scale, strength, preserve_colors, tile, stabilize, batch, crf,
+            preset, no_audio, progress):
     """Stylise or upscale a video (or a folder of images); sound, timestamps and rotation kept.
 
     The output is written under a temporary name and renamed when done. On Ctrl-C the frames
     finished so far are kept, playable, as OUT's name with `.partial` before the extension.
     """
-    from tqdm import tqdm
-
     from livestyle.engines.factory import build_engine
     from livestyle.errors import InputError
     from livestyle.files import check_output_path
@@ -55,6 +54,7 @@ def command(input_path, output, style, model_file, superres, variant, device, pr
     from livestyle.pipeline.infer import InferStage
     from livestyle.pipeline.runner import Pipeline
     from livestyle.postprocess.effects import frame_postprocessors
+    from livestyle.progress import Progress
     from livestyle.zoo.choice import choose_model
 
     precision = engine_precision(precision, fp16, device)
@@ -67,9 +67,13 @@ def command(input_path, output, style, model_file, superres, variant, device, pr
     resize = inference_size(size, scale)
     choice = choose_model(style=style, model_file=model_file, superres=superres,
                           variant=style_variant(variant, device))
-    engine = build_engine(choice, backend=backend, device=device, precision=precision,
-                          tile=tile, infer_scale=infer_scale, upsample=upsample, compile=compile_net)
+    engine = build_engine(choice, backend=backend, device=device, precision=precision, tile=tile,
+                          infer_scale=infer_scale, upsample=upsample, compile=compile_net,
+                          memory_budget=memory_budget, progress=engine_progress)
     say_when_compiling(compile_net)
+    first = first_frame_size(open_video_source(input_path, size=resize))
+    if first is not None:  # choose the engine (the CPU's auto times them) and say which runs, before the frames
+        announce_engine(engine, choice.name, (batch or (4 if engine.device.type == "cuda" else 1), 3, *first))
     source = open_video_source(input_path, size=resize)
     try:
         if batch is None:
@@ -85,13 +89,8 @@ def command(input_path, output, style, model_file, superres, variant, device, pr
         raise
     hooks, _ = frame_postprocessors(strength=strength, preserve_colors=preserve_colors, stabilize=stabilize)
     pipeline = Pipeline(source, InferStage(engine, postprocess=hooks, batch_size=batch), [sink])
-    with tqdm(total=source.frames_expected, unit="frame", disable=not progress, dynamic_ncols=True,
-              desc=f"{choice.name}") as bar:
-        def show_progress(stats):
-            bar.update(stats.frames_out - bar.n)
-            bar.set_postfix_str(f"{stats.fps:.1f} fps", refresh=False)
-
-        result = pipeline.run(show_progress)
+    with Progress(source.frames_expected, desc=choice.name, unit="frame", enabled=progress) as bar:
+        result = pipeline.run(lambda stats: bar.update_to(stats.frames_out))
     report = source.report
     if result.status == "complete":  # a stopped run has not read the whole input: nothing to judge
         if result.stats.frames_out == 0:

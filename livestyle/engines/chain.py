@@ -17,8 +17,20 @@ class ChainEngine:
     def __init__(self, style_engine: Engine, sr_engine: Engine):
         self.style_engine, self.sr_engine = style_engine, sr_engine
         self.scale = style_engine.scale * sr_engine.scale
-        self.name = f"{style_engine.name} → {sr_engine.name}"
         self.device = sr_engine.device
+
+    @property
+    def name(self) -> str:  # read when asked: engines that choose on their first frame rename themselves
+        return f"{self.style_engine.name} → {self.sr_engine.name}"
+
+    def prepare(self, shape: tuple[int, ...]) -> None:
+        """Let both stages choose their engines for inputs of ``shape`` (N, 3, h, w) now."""
+        n, c, h, w = shape
+        if hasattr(self.style_engine, "prepare"):
+            self.style_engine.prepare(shape)
+        s = self.style_engine.scale
+        if hasattr(self.sr_engine, "prepare"):
+            self.sr_engine.prepare((n, c, s * h, s * w))
 
     def __call__(self, batch: torch.Tensor) -> torch.Tensor:
         return self.sr_engine(self.style_engine(batch))

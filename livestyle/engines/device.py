@@ -1,8 +1,10 @@
 """Devices: which one runs, what this CPU can do, how to wait for a GPU, and how to name a machine."""
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
+from collections.abc import Iterator
 
 import torch
 
@@ -30,9 +32,24 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+# Environment caps on the instruction sets the CPU libraries may use: torch's own kernels
+# (ATen) and oneDNN's (torch's convolutions; OpenVINO's CPU plugin has its own copy of oneDNN).
+CPU_CAP_VARIABLES = ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA")
+# oneDNN ISA caps below which it has no BF16 dot products (its ISA names, upper case).
+ONEDNN_ISAS_WITHOUT_BF16 = ("SSE41", "AVX", "AVX2", "AVX2_VNNI", "AVX512_CORE", "AVX512_CORE_VNNI")
+
+
+def cpu_caps() -> dict[str, str]:
+    """The instruction-set caps set in the environment, e.g. ``{"ONEDNN_MAX_CPU_ISA": "AVX2"}``."""
+    return {name: os.environ[name] for name in CPU_CAP_VARIABLES if os.environ.get(name)}
+
+
 def cpu_has_native_bf16() -> bool:
     """Whether this CPU computes BF16 in hardware (AVX512-BF16 or AMX), where oneDNN's BF16
-    convolutions beat FP32; elsewhere BF16 is emulated and slower."""
+    convolutions beat FP32; elsewhere BF16 is emulated and slower. A $ONEDNN_MAX_CPU_ISA cap below
+    AVX512_CORE_BF16 counts as no BF16 (oneDNN then emulates it)."""
+    if os.environ.get("ONEDNN_MAX_CPU_ISA", "").upper() in ONEDNN_ISAS_WITHOUT_BF16:
+        return False
     probes = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
     return any(getattr(torch.cpu, probe, lambda: False)() for probe in probes)
 
@@ -59,3 +76,22 @@ def device_label(device: torch.device) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
     return f"{cpu_model()} ({os.cpu_count()} cores)"
+
+
+@contextlib.contextmanager
+def torch_threads(threads: int | None) -> Iterator[None]:
+    """Run the block with ``threads`` torch intra-op threads (None: unchanged), then put the count back.
+
+    Torch's setting belongs to the calling thread's OpenMP pool, so a pipeline thread sets its own.
+    One thread is worth it for small, memory-bound work beside a busy core: there, two threads wait
+    on each other at every barrier (bench/README.md links the measurements).
+    """
+    if threads is None:
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)

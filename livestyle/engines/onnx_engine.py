@@ -3,6 +3,7 @@ TensorRT execution providers when the installed onnxruntime has them."""
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -43,13 +44,15 @@ class OnnxRuntimeEngine:
     ``precision``: "fp32", or "fp16" (CUDA only: the FP16 graph, instance norms in FP32). ``rewrite``:
     export with the exact sub-pixel upsample rewrite; default on for the CPU provider, off on GPUs;
     the name says "-plain" for a CPU engine without it. ``onnx_path``: use this file
-    instead of the cached export. Input/output: float32 (N, 3, H, W) in [0, 1]; output on the engine's
-    device (CPU for the CPU provider).
+    instead of the cached export. ``threads``: intra-op threads (default one per core; the name then
+    ends in "-tN"). ``progress``: told about an ONNX export (``cached_onnx``).
+    Input/output: float32 (N, 3, H, W) in [0, 1]; output on the engine's device (CPU for the CPU provider).
     """
 
     def __init__(self, model: nn.Module, *, device: torch.device | str | None = None, precision: str = "fp32",
                  rewrite: bool | None = None, cache_dir: str | os.PathLike | None = None,
-                 onnx_path: str | os.PathLike | None = None, threads: int | None = None, spinning: bool = False):
+                 onnx_path: str | os.PathLike | None = None, threads: int | None = None, spinning: bool = False,
+                 progress: Callable[[str], None] | None = None):
         ort = import_onnxruntime()
         self.device = resolve_device(device)
         if precision not in ("fp32", "fp16"):
@@ -74,14 +77,15 @@ class OnnxRuntimeEngine:
                 raise BackendUnavailableError("ONNX Runtime runs FP16 on CUDA only; on the CPU, --fp16 means BF16 "
                                               "with the torch backend (--backend torch or auto)")
             providers = ["CPUExecutionProvider"]
-        path = Path(onnx_path) if onnx_path else cached_onnx(model, cache_dir=cache_dir, precision=precision, rewrite=rewrite)
+        path = Path(onnx_path) if onnx_path else cached_onnx(model, cache_dir=cache_dir, precision=precision,
+                                                             rewrite=rewrite, progress=progress)
         self.session = ort.InferenceSession(str(path), sess_options=session_options(ort, threads=threads, spinning=spinning),
                                             providers=providers)
         used = self.session.get_providers()[0]
         short = {"TensorrtExecutionProvider": "trt", "CUDAExecutionProvider": "cuda"}.get(used, "cpu")
         self.provider = used
         variant = "" if rewrite == default_rewrite else ("-rewrites" if rewrite else "-plain")
-        self.name = f"onnxruntime-{short}-{precision}{variant}"
+        self.name = f"onnxruntime-{short}-{precision}{variant}" + (f"-t{threads}" if threads else "")
 
     def __call__(self, batch: torch.Tensor) -> torch.Tensor:
         if self.device.type == "cuda":

@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from livestyle.errors import EngineOptionError
 from livestyle.engines import UPSAMPLERS
 from livestyle.engines.base import Engine
+from livestyle.engines.device import torch_threads
 
 
 
@@ -59,47 +60,76 @@ def guided_upsample(low_out: torch.Tensor, low_in: torch.Tensor, high_in: torch.
     return torch.addcmul(b_up, a_up, luma(high_in)).clamp_(0.0, 1.0)
 
 
+def check_infer_scale(infer_scale: float) -> float:
+    if not 0.0 < infer_scale <= 1.0:
+        raise EngineOptionError(f"infer scale must be in (0, 1], got {infer_scale}")
+    return float(infer_scale)
+
+
 class ReducedResolutionEngine:
     """Wraps a style engine: infer at ``infer_scale`` × the input size, upsample back to the input size.
 
     ``upsample``: "bicubic" or "guided" (edge-aware, edges from the full-resolution input).
-    Input/output: float32 (N, 3, H, W) in [0, 1]; output on the wrapped engine's device.
+    ``infer_scale`` may be changed between calls (a frame-rate governor does); at 1 the frames go
+    straight to the wrapped engine. Input/output: float32 (N, 3, H, W) in [0, 1]; output on the
+    wrapped engine's device.
     """
 
     def __init__(self, inner: Engine, *, infer_scale: float = 0.5, upsample: str = "guided"):
-        if not 0.0 < infer_scale <= 1.0:
-            raise EngineOptionError(f"infer scale must be in (0, 1], got {infer_scale}")
+        check_infer_scale(infer_scale)
         if upsample not in UPSAMPLERS:
             raise EngineOptionError(f"unknown upsampler {upsample!r}; known: {', '.join(UPSAMPLERS)}")
         if getattr(inner, "scale", 1) != 1:
             raise EngineOptionError("reduced-resolution inference is for style models, not super-resolution")
         self.inner = inner
-        # Beside ONNX Runtime's own CPU thread pool, torch's pool fights it for the cores: the guided
-        # upsample was 8× slower with 2 torch threads than with 1 on a 2-core CPU (bench/README.md).
-        self.torch_threads = 1 if (inner.device.type == "cpu" and inner.name.startswith("onnxruntime")) else None
+        # On the CPU the resizing runs on one torch thread (the wrapped engine sets its own): beside
+        # ONNX Runtime's thread pool, torch's fought it for the cores, and the guided upsample was 8×
+        # slower with 2 torch threads than with 1 on a 2-core CPU (bench/README.md).
+        self.torch_threads = 1 if inner.device.type == "cpu" else None
         self.infer_scale = infer_scale
         self.upsample = upsample
         self.scale = 1
         self.device = inner.device
-        self.name = f"{inner.name}@{infer_scale:g}x-{upsample}"
+
+    @property
+    def name(self) -> str:
+        if self.infer_scale == 1.0:
+            return self.inner.name
+        return f"{self.inner.name}@{self.infer_scale:g}x-{self.upsample}"
+
+    def set_infer_scale(self, infer_scale: float) -> None:
+        """Infer at ``infer_scale`` × the input size from the next call on."""
+        self.infer_scale = check_infer_scale(infer_scale)
+
+    def low_size(self, h: int, w: int) -> tuple[int, int]:
+        """The size the wrapped engine runs at for an h×w input."""
+        return max(1, round(h * self.infer_scale)), max(1, round(w * self.infer_scale))
+
+    def prepare(self, shape: tuple[int, ...]) -> None:
+        """Let the wrapped engine choose for the reduced size of ``shape`` now."""
+        if hasattr(self.inner, "prepare"):
+            n, c, h, w = shape
+            self.inner.prepare((n, c, *self.low_size(h, w)))
 
     def __call__(self, batch: torch.Tensor) -> torch.Tensor:
-        if self.torch_threads is None:
+        if self.infer_scale == 1.0:
+            return self.inner(batch)
+        with torch_threads(self.torch_threads):
             return self._run(batch)
-        threads = torch.get_num_threads()
-        torch.set_num_threads(self.torch_threads)  # process-wide while this call runs (costs ~1 µs)
-        try:
-            return self._run(batch)
-        finally:
-            torch.set_num_threads(threads)
 
     @torch.inference_mode()
     def _run(self, batch: torch.Tensor) -> torch.Tensor:
         h, w = batch.shape[-2:]
-        size = (max(1, round(h * self.infer_scale)), max(1, round(w * self.infer_scale)))
+        size = self.low_size(h, w)
         high = batch.to(self.device, torch.float32)
         low = F.interpolate(high, size=size, mode="bilinear", antialias=True, align_corners=False)
         low_out = self.inner(low).to(self.device, torch.float32)
         if self.upsample == "guided":
+            # The filter's coefficients need no more than half the frame's resolution (the fast guided
+            # filter's subsampling); above it their box filters cost more than the smaller network saves.
+            if 2 * size[0] > h or 2 * size[1] > w:
+                half = (max(1, h // 2), max(1, w // 2))
+                low, low_out = (F.interpolate(t, size=half, mode="bilinear", antialias=True, align_corners=False)
+                                for t in (low, low_out))
             return guided_upsample(low_out, low, high)
         return F.interpolate(low_out, size=(h, w), mode="bicubic", align_corners=False).clamp_(0.0, 1.0)

@@ -33,6 +33,7 @@ from torch import nn
 from livestyle.engines.device import resolve_device
 from livestyle.errors import BackendUnavailableError, LivestyleError
 from livestyle.models.community import CommunityTransformNet
+from livestyle.models.subpixel_sr import HEAD_KERNEL, SubpixelSRNet
 from livestyle.models.superres import SRNet
 from livestyle.models.transform import TransformNet, reflect_margin
 
@@ -156,8 +157,12 @@ def tile_geometry(model: nn.Module) -> tuple[int, int]:
     if isinstance(model, SRNet):
         # 9×9 head (4) + 2·blocks 3×3 convs (2 each block) + upsampled 3×3 convs (< 1 in all) + 9×9 tail (4/scale)
         return 1, 4 + 2 * model.config.blocks + 1 + math.ceil(4 / model.scale)
+    if isinstance(model, SubpixelSRNet):
+        # head (HEAD_KERNEL // 2) + 2·blocks 3×3 convs + the 3×3 conv before the shuffle, all at the
+        # input's resolution; the bicubic skip reads 2 px either side
+        return 1, max(2, HEAD_KERNEL // 2 + 2 * model.config.blocks + 1)
     raise TilingError(f"tiled inference does not know the receptive field of {type(model).__name__}; "
-                      "it works with TransformNet, SRNet and pytorch/examples models")
+                      "it works with TransformNet, SRNet, SubpixelSRNet and pytorch/examples models")
 
 
 def _round_up(value: int, multiple: int) -> int:
@@ -185,28 +190,33 @@ def _feather(length: int, ramp_before: int, ramp_after: int, device, dtype) -> t
 
 
 class TiledEngine:
-    """Runs a TransformNet/SRNet (or pytorch/examples net) in overlapping, feathered tiles (Engine interface).
+    """Runs a TransformNet/SRNet/SubpixelSRNet (or pytorch/examples net) in overlapping, feathered tiles (Engine interface).
 
-    ``tile``: tile side in input pixels (rounded down to the network's stride); frames that fit in
-    one tile run whole. ``overlap``: feathered band shared by neighbouring tiles. ``margin``:
+    ``tile``: tile side in input pixels, or (height, width) (rounded down to the network's stride);
+    frames that fit in one tile run whole. ``overlap``: feathered band shared by neighbouring tiles. ``margin``:
     context added around each tile and thrown away (default: the receptive-field radius, which
     makes tiles exact). ``stats``: "exact" or "downscaled" (see the module docstring);
     ``stats_size``: longest side of the downscaled copy (default tile + 2·margin, the size of one
-    tile's pass, so memory stays bounded by one tile).
+    tile's pass, so memory stays bounded by one tile). ``runner``: an engine that runs each tile
+    instead of torch (networks without instance norms only, e.g. SR nets: their tiles need no
+    statistics); ``device`` and ``precision`` are then the runner's.
     Input/output: float32 RGB (N, 3, H, W) in [0, 1]; output (N, 3, s·H, s·W) on the engine's device.
     """
 
-    def __init__(self, model: nn.Module, *, tile: int = 512, overlap: int = DEFAULT_OVERLAP,
+    def __init__(self, model: nn.Module, *, tile: int | tuple[int, int] = 512, overlap: int = DEFAULT_OVERLAP,
                  margin: int | None = None, stats: str = "exact", stats_size: int | None = None,
-                 device: torch.device | str | None = None, precision: str = "fp32"):
+                 device: torch.device | str | None = None, precision: str = "fp32", runner=None):
         if stats not in ("exact", "downscaled"):
             raise TilingError(f"unknown statistics mode {stats!r}; use exact or downscaled")
         self.stats = stats
         self.stride, radius = tile_geometry(model)
-        if tile < max(16, 2 * self.stride):
+        tile_h, tile_w = (tile, tile) if isinstance(tile, int) else tile
+        if min(tile_h, tile_w) < max(16, 2 * self.stride):
             raise TilingError(f"tile size {tile} is too small; use at least {max(16, 2 * self.stride)}")
-        self.tile = tile // self.stride * self.stride
-        self.overlap = min(_round_up(max(overlap, 0), self.stride), self.tile // 2)
+        self.tile_h, self.tile_w = tile_h // self.stride * self.stride, tile_w // self.stride * self.stride
+        self.tile = max(self.tile_h, self.tile_w)
+        shape = f"{self.tile}" if self.tile_h == self.tile_w else f"{self.tile_h}x{self.tile_w}"
+        self.overlap = min(_round_up(max(overlap, 0), self.stride), min(self.tile_h, self.tile_w) // 2)
         self.margin = _round_up(radius if margin is None else max(margin, 0), self.stride)
         self.stats_size = stats_size or self.tile + 2 * self.margin
         self.device = resolve_device(device)
@@ -221,7 +231,14 @@ class TiledEngine:
             net.config = dataclasses.replace(net.config, margin=0)
         self.model = net.eval().to(self.device, self.dtype)
         self.scale = getattr(model, "scale", 1)
-        self.name = f"torch-{self.device.type}-{precision}-tiled{self.tile}"
+        self.name = f"torch-{self.device.type}-{precision}-tiled{shape}"
+        self._forward = self.model
+        if runner is not None:
+            if self.norms:
+                raise TilingError("tiles of a network with instance norms run in torch (they need the frame's statistics)")
+            self.device, self.dtype = runner.device, torch.float32
+            self._forward = runner
+            self.name = f"{runner.name}-tiled{shape}"
 
     def _set_mode(self, mode: str) -> None:
         for norm in self.norms:
@@ -243,12 +260,13 @@ class TiledEngine:
 
     def _tiles(self, ph: int, pw: int) -> list[tuple[int, int, int, int, int, int, int, int]]:
         """(y0, y1, x0, x1) kept region and (iy0, iy1, ix0, ix1) input region of every tile."""
-        step = max(self.stride, (self.tile - self.overlap) // self.stride * self.stride)
+        step_h = max(self.stride, (self.tile_h - self.overlap) // self.stride * self.stride)
+        step_w = max(self.stride, (self.tile_w - self.overlap) // self.stride * self.stride)
         tiles = []
-        for y0 in _tile_starts(ph, self.tile, step):
-            y1 = min(y0 + self.tile, ph)
-            for x0 in _tile_starts(pw, self.tile, step):
-                x1 = min(x0 + self.tile, pw)
+        for y0 in _tile_starts(ph, self.tile_h, step_h):
+            y1 = min(y0 + self.tile_h, ph)
+            for x0 in _tile_starts(pw, self.tile_w, step_w):
+                x1 = min(x0 + self.tile_w, pw)
                 tiles.append((y0, y1, x0, x1, max(0, y0 - self.margin), min(ph, y1 + self.margin),
                               max(0, x0 - self.margin), min(pw, x1 + self.margin)))
         return tiles
@@ -288,9 +306,9 @@ class TiledEngine:
 
     def _run(self, batch: torch.Tensor) -> torch.Tensor:
         n, _, h, w = batch.shape
-        if h <= self.tile and w <= self.tile:
+        if h <= self.tile_h and w <= self.tile_w:
             self._set_mode("live")
-            return self.model(batch).float()
+            return self._forward(batch).float()
         # pad to the stride so every tile samples the same grid as the whole frame
         ph, pw = _round_up(h, self.stride), _round_up(w, self.stride)
         frame = F.pad(batch, (0, pw - w, 0, ph - h), mode="replicate") if (ph, pw) != (h, w) else batch
@@ -307,7 +325,7 @@ class TiledEngine:
                               self.overlap * s if y1 < ph else 0, self.device, torch.float32)
                 wx = _feather((x1 - x0) * s, self.overlap * s if x0 > 0 else 0,
                               self.overlap * s if x1 < pw else 0, self.device, torch.float32)
-                result = self.model(frame[:, :, iy0:iy1, ix0:ix1]).float()
+                result = self._forward(frame[:, :, iy0:iy1, ix0:ix1]).float().to(self.device)
                 kept = result[:, :, (y0 - iy0) * s:(y1 - iy0) * s, (x0 - ix0) * s:(x1 - ix0) * s]
                 mask = wy[:, None] * wx[None, :]
                 out[:, :, y0 * s:y1 * s, x0 * s:x1 * s] += kept * mask

@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from livestyle.engines.compile_cache import use_persistent_compile_cache
-from livestyle.engines.device import cpu_has_native_bf16, resolve_device
+from livestyle.engines.device import cpu_has_native_bf16, resolve_device, torch_threads
 from livestyle.errors import BackendUnavailableError
 from livestyle.models.rewrites import rewrite_for_inference, safe_half_norms, to_half_keeping_norms_fp32
 
@@ -33,13 +33,15 @@ class TorchEngine:
     ``cuda_graphs``: one CUDA graph per input shape (CUDA only, default there). ``compile``:
     torch.compile with static shapes, one compile per input shape, cached on disk in ``cache_dir``;
     where compiling fails (no C++ compiler, say), a warning says so and the engine runs eagerly.
+    ``threads`` (CPU): torch's intra-op threads while this engine runs (torch's setting is
+    process-wide: set for each call and put back after it); default: torch's own.
     Input/output: float32 (N, 3, H, W) in [0, 1]; output on the engine's device.
     """
 
     def __init__(self, model: nn.Module, *, device: torch.device | str | None = None, precision: str = "fp32",
                  rewrites: bool | None = None, channels_last: bool = False,
                  cuda_graphs: bool | None = None, compile: bool = False,
-                 cache_dir: str | os.PathLike | None = None):
+                 cache_dir: str | os.PathLike | None = None, threads: int | None = None):
         self.device = resolve_device(device)
         if precision not in DTYPES:
             raise BackendUnavailableError(f"unknown precision {precision!r}; known: {', '.join(DTYPES)}")
@@ -89,6 +91,10 @@ class TorchEngine:
             parts.append("rewrites" if rewrites else "plain")
         parts += ["channels_last"] * channels_last
         parts += ["graphs"] * self.cuda_graphs + ["compile"] * compile
+        if threads is not None and not on_cpu:
+            raise BackendUnavailableError("a thread count is for CPU engines; this one runs on CUDA")
+        self.threads = threads
+        parts += [f"t{threads}"] * (threads is not None)
         self.name = "-".join(parts)
 
     def _prepare(self, batch: torch.Tensor) -> torch.Tensor:
@@ -133,8 +139,12 @@ class TorchEngine:
         # A copy: inductor's CUDA graphs ("reduce-overhead") reuse their output buffer on the next call.
         return out.float() if out.dtype != torch.float32 else out.clone()
 
-    @torch.inference_mode()
     def __call__(self, batch: torch.Tensor) -> torch.Tensor:
+        with torch_threads(self.threads):
+            return self._run(batch)
+
+    @torch.inference_mode()
+    def _run(self, batch: torch.Tensor) -> torch.Tensor:
         x = self._prepare(batch)
         if self.compiled:
             return self._compiled_call(x)

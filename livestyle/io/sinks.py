@@ -24,7 +24,6 @@ RunStatus = Literal["complete", "interrupted", "failed"]
 # Encoders to try for the container's default video codec, fastest good one first.
 VIDEO_ENCODERS = {"h264": ("libx264", "h264"), "vp9": ("libvpx-vp9",), "hevc": ("libx264", "h264")}
 AUDIO_ENCODERS = {"opus": ("libopus", "opus"), "aac": ("aac",)}
-AUDIO_LEAD_S = 0.5  # mux audio this far ahead of the video so the interleaver's buffers stay small
 
 
 class Sink(Protocol):
@@ -207,7 +206,9 @@ class VideoFileSink:
         self._end_s = start_s + float((frame.duration or 0) * time_base) if frame.duration else start_s
         try:
             if self.audio is not None:
-                self.audio.pump(start_s + AUDIO_LEAD_S)
+                # Sound only up to this frame's end: a stopped run's file must not run on without
+                # picture. (The encoder holds frames back, so the muxer still sees the audio first.)
+                self.audio.pump(self._end_s)
             self._container.mux(self._video.encode(video_frame))
         except av.FFmpegError as exc:
             raise OutputError(f"cannot encode into {self.output}: {exc}") from exc

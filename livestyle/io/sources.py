@@ -163,8 +163,11 @@ class VideoFileSource:
             raise InputError(f"input video not found: {self.path}")
         try:
             self._container = av.open(str(self.path), metadata_errors="ignore")
+        except av.error.InvalidDataError as exc:  # FFmpeg's words carry a raw error number; say it plainly
+            what = "is empty" if self.path.stat().st_size == 0 else "is not a video file livestyle can read"
+            raise InputError(f"{self.path} {what} (FFmpeg recognises no video format in it)") from exc
         except av.FFmpegError as exc:
-            raise InputError(f"cannot open {self.path} as a video: {exc}") from exc
+            raise InputError(f"cannot open {self.path} as a video: {exc.strerror or exc}") from exc
         if not self._container.streams.video:
             self._container.close()
             raise InputError(f"{self.path} has no video stream")

@@ -1,6 +1,7 @@
 """Pure PyTorch networks and the tensor convention they share: no files, threads or CLI here.
 
 - ``transform``: the style transform network (Johnson et al. 2016); ``superres``: the SR network;
+  ``subpixel_sr``: the CPU-fast SR network (low-resolution convs, pixel-shuffle output);
   ``community``: pytorch/examples' TransformerNet layout, for imported models.
 - ``lossnets``: frozen ImageNet loss networks with named taps.
 - ``rewrites``: exact inference rewrites of these networks (same function, less work).

@@ -7,15 +7,18 @@ and says so in its safetensors metadata. A wrong convention still gives features
 so the convention is read from the weights, never assumed.
 
 Weights are resolved in this order: an explicit path (``--loss-net-weights``), the environment
-variable ``LIVESTYLE_LOSSNET_WEIGHTS`` (``LIVESTYLE_VGG16`` for vgg16), torchvision's cache file,
-then torchvision's download for real users.
+variable ``LIVESTYLE_LOSSNET_WEIGHTS`` (``LIVESTYLE_VGG16`` for vgg16; a variable naming another
+network's weights is passed over with a warning), torchvision's cache file, then torchvision's
+download for real users.
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import re
-from collections.abc import Callable, Sequence
+import warnings
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -116,14 +119,25 @@ class LossNetWeights:
     sha256: str | None  # of the file, where there is one
 
 
-def read_weights_file(path: str | os.PathLike) -> LossNetWeights:
-    """Load loss-network weights from .safetensors (convention from metadata) or a torchvision .pth."""
-    from livestyle.files import sha256_of
-
+@contextlib.contextmanager
+def _reading_weights(path: str | os.PathLike) -> Iterator[Path]:
+    """The weights file as a Path, with a missing, corrupt or foreign file made one error naming it."""
     path = Path(path)
     if not path.is_file():
         raise LossNetWeightsError(f"loss-network weights file not found: {path}")
     try:
+        yield path
+    except LossNetWeightsError:
+        raise
+    except Exception as exc:  # corrupt or foreign file: say which, not a traceback
+        raise LossNetWeightsError(f"cannot read loss-network weights {path}: {exc}") from exc
+
+
+def read_weights_file(path: str | os.PathLike) -> LossNetWeights:
+    """Load loss-network weights from .safetensors (convention from metadata) or a torchvision .pth."""
+    from livestyle.files import sha256_of
+
+    with _reading_weights(path) as path:
         if path.suffix == ".safetensors":
             from safetensors import safe_open
             from safetensors.torch import load_file
@@ -134,11 +148,43 @@ def read_weights_file(path: str | os.PathLike) -> LossNetWeights:
         else:
             state = torch.load(path, map_location="cpu", weights_only=True)
             convention = TORCHVISION
-    except LossNetWeightsError:
-        raise
-    except Exception as exc:  # corrupt or foreign file: say which, not a traceback
-        raise LossNetWeightsError(f"cannot read loss-network weights {path}: {exc}") from exc
     return LossNetWeights(state, convention, str(path), sha256_of(path))
+
+
+def file_network(path: str | os.PathLike) -> str | None:
+    """Which loss network (a ``LOSS_NETWORKS`` name) a weights file holds, from its feature layers'
+    names and shapes (a .safetensors file's header only), or None where it is none of them."""
+    with _reading_weights(path) as path:
+        if path.suffix == ".safetensors":
+            from safetensors import safe_open
+
+            with safe_open(str(path), framework="pt") as f:
+                shapes = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
+        else:
+            state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+            shapes = {k: tuple(v.shape) for k, v in state.items()}
+    features = {k: v for k, v in shapes.items() if k.startswith("features.")}
+    for name, spec in LOSS_NETWORKS.items():
+        with torch.device("meta"):  # the layer shapes without allocating the network
+            own = {k: tuple(v.shape) for k, v in spec.build().state_dict().items() if k.startswith("features.")}
+        if own == features:
+            return name
+    return None
+
+
+def environment_weights(name: str) -> str | None:
+    """The weights file the environment names for loss network ``name``: the first of its variables
+    that is set (``LIVESTYLE_VGG16``, then ``LIVESTYLE_LOSSNET_WEIGHTS``), unless that file holds
+    another loss network's weights: then it is passed over with a warning (it is meant for that one)."""
+    for var in _spec(name).env_vars:
+        path = os.environ.get(var)
+        if not path:
+            continue
+        held = file_network(path)
+        if held in (None, name):  # None: no known network; loading it says what is wrong
+            return path
+        warnings.warn(f"${var} holds {held} weights ({path}); the {name} loss network does not use them")
+    return None
 
 
 def resolve_weights(name: str, path: str | os.PathLike | None = None) -> LossNetWeights:
@@ -146,9 +192,9 @@ def resolve_weights(name: str, path: str | os.PathLike | None = None) -> LossNet
     spec = _spec(name)
     if path:
         return read_weights_file(path)
-    for var in spec.env_vars:
-        if os.environ.get(var):
-            return read_weights_file(os.environ[var])
+    from_environment = environment_weights(name)
+    if from_environment:
+        return read_weights_file(from_environment)
     weights = spec.torchvision_weights()
     cached = Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(weights.url)
     if cached.is_file():

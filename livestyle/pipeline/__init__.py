@@ -2,9 +2,10 @@
 
 - ``queues``: FIFOs and one-slot mailboxes between stages; ``stats``: what a run measured.
 - ``infer``: the inference stage (engine, post-process hooks, CUDA transfers).
+- ``governor``: the frame-rate governor of live sources (the inference scale, in steps).
 - ``runner``: the ``Pipeline`` (threads, one stop event, signals, errors).
 - ``still``: one image through an engine.
 
 May import: ``livestyle.engines`` (the interface), ``livestyle.io``, ``livestyle.models.convention``,
-``livestyle.errors``.
+``livestyle.progress`` (rates in words), ``livestyle.errors``.
 """

@@ -6,14 +6,18 @@ in flight, so copies overlap compute.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
 
 from livestyle.engines.base import Engine
+from livestyle.engines.device import torch_threads
+from livestyle.errors import EngineOptionError
 from livestyle.io.sources import Frame
 from livestyle.models.convention import batch_to_frames, batch_to_uint8, frames_to_batch, uint8_to_batch
+from livestyle.pipeline.governor import FrameRateGovernor
 
 PostProcess = Callable[[np.ndarray, np.ndarray], np.ndarray]
 """A per-frame hook run after the engine: ``hook(content, stylised) → frame``.
@@ -74,15 +78,21 @@ class InferStage:
 
     ``submit(frames)`` starts a batch (on CUDA it returns before the GPU is done) and
     ``collect(handle)`` finishes it; ``set_engine`` swaps the model between batches (style switching).
+    ``governor`` (a ``FrameRateGovernor``, live sources): fed each frame's time from submit to the
+    end of the hooks; it changes the engine's inference scale between batches.
     """
 
-    def __init__(self, engine: Engine, *, postprocess: Sequence[PostProcess] = (), batch_size: int = 1):
+    def __init__(self, engine: Engine, *, postprocess: Sequence[PostProcess] = (), batch_size: int = 1,
+                 governor: FrameRateGovernor | None = None):
         self._engine = engine
         self._lock = threading.Lock()
         self.postprocess: list[PostProcess] = list(postprocess)
         self.batch_size = max(1, int(batch_size))
         self._cuda: _CudaTransfer | None = None
+        self.governor: FrameRateGovernor | None = None
         self._bind(engine)
+        if governor is not None:
+            self.set_governor(governor)
 
     def _bind(self, engine: Engine) -> None:
         device = getattr(engine, "device", torch.device("cpu"))
@@ -101,28 +111,47 @@ class InferStage:
         return self._cuda is not None
 
     def set_engine(self, engine: Engine) -> None:
-        """Use ``engine`` from the next batch on (thread-safe)."""
+        """Use ``engine`` from the next batch on (thread-safe); a governor's scale carries over."""
         with self._lock:
+            if self.governor is not None:
+                self.governor.apply(engine)
             self._engine = engine
             self._bind(engine)
 
+    def set_governor(self, governor: FrameRateGovernor) -> None:
+        """Let ``governor`` set the engine's inference scale; an EngineOptionError where the engine's
+        scale cannot change (build it with ``variable_scale=True``)."""
+        with self._lock:
+            if not governor.apply(self._engine):
+                raise EngineOptionError(f"{self._engine.name} has no variable inference scale for a governor")
+            self.governor = governor
+
     def submit(self, frames: list[Frame]):
+        started = time.perf_counter()
         with self._lock:
             engine, cuda = self._engine, self._cuda
         images = [f.image for f in frames]
         if cuda is not None:
-            return frames, cuda.submit(engine, images), True
-        batch = frames_to_batch(images, engine.device)
-        return frames, batch_to_frames(engine(batch)), False
+            return frames, cuda.submit(engine, images), True, started
+        # On the CPU the stage's own conversions run on one torch thread; the engine sets its own count.
+        with torch_threads(1):
+            batch = frames_to_batch(images, engine.device)
+        output = engine(batch)
+        with torch_threads(1):
+            return frames, batch_to_frames(output), False, started
 
     def collect(self, handle) -> list[Frame]:
-        frames, result, on_cuda = handle
+        frames, result, on_cuda, started = handle
         outputs = _CudaTransfer.collect(result) if on_cuda else result
         hooks = list(self.postprocess)
         for frame, output in zip(frames, outputs):
             for hook in hooks:
                 output = hook(frame.image, output)
             frame.output = output
+        if self.governor is not None:
+            with self._lock:
+                if self.governor.observe((time.perf_counter() - started) / len(frames)) is not None:
+                    self.governor.apply(self._engine)
         return frames
 
     def __call__(self, frames: list[Frame]) -> list[Frame]:

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from livestyle.io.sinks import RunStatus
 from livestyle.io.sources import Frame
+from livestyle.progress import format_rate
 
 
 @dataclass
@@ -69,9 +70,9 @@ class PipelineStats:
 
     def summary(self) -> str:
         """One line: frames, drops, end-to-end fps and latency, average fps of each stage."""
-        stages = ", ".join(f"{s.name} {s.fps:.1f} fps" for s in self.stages.values() if s.frames)
+        stages = ", ".join(f"{s.name} {format_rate(s.fps, 'frame')}" for s in self.stages.values() if s.frames)
         return (f"{self.frames_out} frames, {self.dropped} dropped, {self.elapsed_s:.2f} s, end-to-end "
-                f"{self.fps:.1f} fps, latency {1000 * self.latency_mean_s:.0f} ms; stages: {stages}")
+                f"{format_rate(self.fps, 'frame')}, latency {1000 * self.latency_mean_s:.0f} ms; stages: {stages}")
 
     def to_dict(self) -> dict:
         return {

@@ -58,7 +58,8 @@ class GatysResult:
 
     ``history``: the total loss after each iteration (empty unless asked for); ``seconds``: wall
     time of the iterations (device synchronised at the end); ``snapshots``: iteration → clamped
-    image (1, 3, H, W), for the counts asked for.
+    image (1, 3, H, W), for the counts asked for. ``memory_pairs``: the (s, y) pairs L-BFGS kept at
+    the end (it skips a pair whose curvature y·s is below 1e-10, e.g. on a nearly flat loss; None for Adam).
     """
 
     image: torch.Tensor
@@ -68,6 +69,7 @@ class GatysResult:
     config: GatysConfig
     history: list[float] = field(default_factory=list)
     snapshots: dict[int, torch.Tensor] = field(default_factory=dict)
+    memory_pairs: int | None = None
 
 
 def initial_image(content: torch.Tensor, init: str, seed: int = 0) -> torch.Tensor:
@@ -76,6 +78,22 @@ def initial_image(content: torch.Tensor, init: str, seed: int = 0) -> torch.Tens
         return content.detach().clone(memory_format=torch.contiguous_format)
     generator = torch.Generator(device="cpu").manual_seed(seed)
     return torch.rand(content.shape, generator=generator).to(content.device)
+
+
+def make_optimizer(image: torch.Tensor, config: GatysConfig) -> torch.optim.Optimizer:
+    """The optimiser of ``config`` over ``image`` (a leaf that requires grad), one iteration per ``step()``.
+
+    L-BFGS: one iteration per step(), which evaluates the loss once (torch re-evaluates only between
+    iterations of one call); its state (memory, direction, step count) persists between calls, so N
+    calls equal one call with max_iter=N, and each iteration is visible. Each step also runs the
+    two-loop recursion over every stored pair, so it costs more as the memory fills (``history_size``).
+    """
+    lr = config.lr if config.lr is not None else DEFAULT_LR[config.optimizer]
+    if config.optimizer == "lbfgs":
+        # Tolerances below zero: always run the requested number of iterations (timing needs that).
+        return torch.optim.LBFGS([image], lr=lr, max_iter=1, max_eval=2, history_size=config.history_size,
+                                 tolerance_grad=-1.0, tolerance_change=-1.0)
+    return torch.optim.Adam([image], lr=lr)
 
 
 def optimize_image(
@@ -96,15 +114,7 @@ def optimize_image(
     content = content.detach()
     targets = objective.content_features(content)
     image = initial_image(content, config.init, config.seed).requires_grad_(True)
-    lr = config.lr if config.lr is not None else DEFAULT_LR[config.optimizer]
-    if config.optimizer == "lbfgs":
-        # One L-BFGS iteration per step(): its state (memory, direction, step count) persists
-        # between calls, so N calls equal one call with max_iter=N, and each iteration is visible.
-        # Tolerances below zero: always run the requested number of iterations (timing needs that).
-        optimizer = torch.optim.LBFGS([image], lr=lr, max_iter=1, max_eval=2, history_size=config.history_size,
-                                      tolerance_grad=-1.0, tolerance_change=-1.0)
-    else:
-        optimizer = torch.optim.Adam([image], lr=lr)
+    optimizer = make_optimizer(image, config)
 
     def closure() -> torch.Tensor:
         optimizer.zero_grad(set_to_none=True)
@@ -133,7 +143,11 @@ def optimize_image(
     result = image.detach().clamp(0.0, 1.0)
     with torch.no_grad():
         terms = objective(result, targets).as_floats()
-    return GatysResult(result, terms, config.iterations, seconds, config, history, kept)
+    pairs = None
+    if config.optimizer == "lbfgs":
+        state = optimizer.state_dict()["state"]  # torch keeps the pairs as "old_dirs" / "old_stps"
+        pairs = len(state[0].get("old_dirs", ())) if state else 0
+    return GatysResult(result, terms, config.iterations, seconds, config, history, kept, pairs)
 
 
 def stylize_by_optimization(

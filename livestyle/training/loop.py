@@ -1,5 +1,5 @@
 """The training loop: Adam on any ``Task`` for a number of steps, cut into resume, step, log and
-checkpoint, with previews, a progress bar, a time limit and a clean stop on Ctrl-C or SIGTERM."""
+checkpoint, with previews, progress (``livestyle.progress``), a time limit and a clean stop on Ctrl-C or SIGTERM."""
 from __future__ import annotations
 
 import json
@@ -15,6 +15,7 @@ from torch import nn
 
 from livestyle.engines.device import synchronize
 from livestyle.errors import TrainingError
+from livestyle.progress import Progress
 from livestyle.training.checkpoints import CHECKPOINT_FORMAT, check_same_run, load_checkpoint, save_checkpoint
 from livestyle.training.precision import Precision, choose_precision_and_layout
 from livestyle.training.recipes import RunOptions
@@ -116,7 +117,7 @@ class TrainingLoop:
         self.history["step"].append(step)
         for key, value in values.items():
             self.history.setdefault(key, []).append(value)
-        bar.set_postfix({**{k: f"{v:.4g}" for k, v in values.items()}, "img/s": f"{rate:.1f}"}, refresh=False)
+        bar.set_postfix(", ".join([*(f"{k} {v:.4g}" for k, v in values.items()), f"{rate:.1f} img/s"]))
         if self.on_log is not None:
             self.on_log(step, {**values, "images_per_second": rate})
 
@@ -145,8 +146,6 @@ class TrainingLoop:
 
     # --- the run ----------------------------------------------------------------------------------
     def run(self) -> TrainingResult:
-        from tqdm import tqdm
-
         options, iterations = self.options, self.iterations
         if options.preview_dir and options.preview_every:
             try:
@@ -154,8 +153,8 @@ class TrainingLoop:
             except OSError as exc:
                 raise TrainingError(f"cannot create preview folder {options.preview_dir}: {exc.strerror}") from exc
         self.task.model.train()
-        bar = tqdm(total=iterations, initial=self.start_step, disable=not options.progress, unit="it",
-                   dynamic_ncols=True, desc=f"train {self.task.name}")
+        bar = Progress(iterations, initial=self.start_step, enabled=options.progress, unit="it",
+                       desc=f"train {self.task.name}")
         synchronize(self.device)
         run_start = self._window_start = time.perf_counter()
         step = self.start_step

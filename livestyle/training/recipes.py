@@ -6,6 +6,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, replace
 
 from livestyle.errors import TrainingError
+from livestyle.models.subpixel_sr import SubpixelSRNetConfig
+from livestyle.models.superres import SRNetConfig
 from livestyle.quality.objective import ObjectiveConfig
 
 # Style-training term weights per loss network. SqueezeNet's were chosen by measurement
@@ -23,6 +25,10 @@ STYLE_TRAINING_WEIGHTS: dict[str, dict] = {
 # scored higher (bench/experiments/sr-feat/findings.md). TV weights are not tuned by measurement.
 SR_FEATURE_TAPS = {"vgg16": ("relu2_2",), "squeezenet1_1": ("conv1", "fire2")}
 SR_TV_WEIGHT = {"pixel": 0.0, "feat": 1e3}
+# (width, blocks) of each SR network family when a recipe gives none, its config's defaults: the paper's
+# SRNet (64, 4), and the CPU-fast SubpixelSRNet of x4_fast (bench/experiments/fast-sr/findings.md).
+SR_FAMILY_DEFAULTS = {"srnet": (SRNetConfig.width, SRNetConfig.blocks),
+                      "subpixel": (SubpixelSRNetConfig.width, SubpixelSRNetConfig.blocks)}
 
 
 @dataclass(frozen=True)
@@ -89,15 +95,16 @@ class SuperResRecipe:
     loss_net: str = "squeezenet1_1"
     feature_taps: tuple[str, ...] | None = None  # None: SR_FEATURE_TAPS[loss_net]
     tv_weight: float | None = None  # None: SR_TV_WEIGHT[loss]
-    width: int = 64
-    blocks: int = 4
+    family: str = "srnet"  # the network: "srnet" (the paper's, SRNet) | "subpixel" (CPU-fast, SubpixelSRNet)
+    width: int | None = None  # None: the family's default (SR_FAMILY_DEFAULTS)
+    blocks: int | None = None
     residual: bool = True  # bicubic skip (see SRNet); False: the paper's network exactly
     norm: str = "none"  # "batch": the paper's
     patch_size: int = 288
     blur_sigma: float = 0.0  # the paper: 1.0
     batch_size: int = 4
     iterations: int = 200_000
-    lr: float | None = None  # None: 1e-4 with the bicubic skip (at 1e-3 Adam's first steps overshoot), else 1e-3
+    lr: float | None = None  # None: 1e-4 for SRNet with the bicubic skip (at 1e-3 Adam's first steps overshoot), else 1e-3
     seed: int = 0
     data_limit: int | None = None
     loss_net_weights: str | None = None
@@ -105,16 +112,34 @@ class SuperResRecipe:
     def resolved(self) -> SuperResRecipe:
         if self.loss not in ("pixel", "feat"):
             raise TrainingError(f"SR loss must be pixel or feat, got {self.loss!r}")
+        if self.family not in SR_FAMILY_DEFAULTS:
+            raise TrainingError(f"unknown SR network family {self.family!r}; known: {', '.join(SR_FAMILY_DEFAULTS)}")
+        if self.family == "subpixel" and (self.norm != "none" or not self.residual):
+            raise TrainingError("the subpixel family has no norms and always adds the bicubic upscale; "
+                                "leave out --norm and --no-residual")
         taps = tuple(self.feature_taps) if self.feature_taps else SR_FEATURE_TAPS.get(self.loss_net, ())
         tv = SR_TV_WEIGHT[self.loss] if self.tv_weight is None else float(self.tv_weight)
-        lr = (1e-4 if self.residual else 1e-3) if self.lr is None else float(self.lr)
-        return replace(self, feature_taps=taps if self.loss == "feat" else (), tv_weight=tv, lr=lr)
+        # SRNet with its bicubic skip overshoots at 1e-3; the subpixel net trained fastest there (fast-sr/findings.md)
+        lr = (1e-4 if self.residual and self.family == "srnet" else 1e-3) if self.lr is None else float(self.lr)
+        width, blocks = SR_FAMILY_DEFAULTS[self.family]
+        return replace(self, feature_taps=taps if self.loss == "feat" else (), tv_weight=tv, lr=lr,
+                       width=width if self.width is None else self.width,
+                       blocks=blocks if self.blocks is None else self.blocks)
+
+    def arch(self) -> dict:
+        """The network's architecture record (its config's fields; see ``livestyle.zoo.registry``)."""
+        r = self.resolved()
+        if r.family == "srnet":
+            return {"scale": r.scale, "width": r.width, "blocks": r.blocks, "norm": r.norm, "residual": r.residual}
+        return {"family": r.family, "scale": r.scale, "width": r.width, "blocks": r.blocks}
 
     def to_dict(self) -> dict:
         d = asdict(self.resolved())
         d["feature_taps"] = list(d["feature_taps"])
         if self.loss == "pixel":
             d.pop("loss_net"), d.pop("loss_net_weights")
+        if self.family == "srnet":  # recipes from before the families: resuming their checkpoints matches
+            d.pop("family")
         return d
 
 

@@ -120,10 +120,11 @@ def train_style(recipe: StyleRecipe, output: str | os.PathLike, options: RunOpti
 
 
 def train_superres(recipe: SuperResRecipe, output: str | os.PathLike, options: RunOptions = RunOptions(), *,
-                   name: str | None = None, quality_sets: dict[str, str] | None = None, init: str | None = None,
-                   on_log=None) -> TrainingResult:
+                   name: str | None = None, variant: str = "full", quality_sets: dict[str, str] | None = None,
+                   init: str | None = None, on_log=None) -> TrainingResult:
     """Train an SR network per ``recipe``; write ``output`` (safetensors) and ``output``.json (its entry).
 
+    ``variant``: the entry's; "small" makes it the ×N model that ``--superres N`` runs on a CPU.
     ``init``: a model file of the same architecture to start from (``load_initial_weights``).
     ``quality_sets``: name → folder of HR images, scored (PSNR/SSIM beside bicubic) into the entry.
     """
@@ -145,7 +146,7 @@ def train_superres(recipe: SuperResRecipe, output: str | os.PathLike, options: R
                       f"{recipe.patch_size}² patches and were enlarged, so their HR targets are blurry; "
                       "a smaller --patch-size avoids it")
     task = SuperResTask(recipe, objective, bank, device, center_crop(bank, recipe.patch_size, device))
-    result, entry = _train(task, recipe.to_dict(), output, options, device, data_info, name=name, variant="full",
+    result, entry = _train(task, recipe.to_dict(), output, options, device, data_info, name=name, variant=variant,
                            init=init, on_log=on_log)
     if quality_sets:  # after the model is on disk
         entry["quality"] = evaluate_superres(result.model, quality_sets, device=device)

@@ -12,7 +12,6 @@ from torch import nn
 
 from livestyle.files import sha256_of
 from livestyle.models.convention import batch_to_image
-from livestyle.models.superres import sr_net
 from livestyle.models.transform import transform_net
 from livestyle.quality.losses import pixel_loss, total_variation_loss
 from livestyle.quality.objective import PerceptualObjective
@@ -21,6 +20,7 @@ from livestyle.training.data import ImageBank, StyleData, SuperResData
 from livestyle.training.precision import Precision
 from livestyle.training.recipes import StyleRecipe, SuperResRecipe, style_objective_config
 from livestyle.zoo.provenance import STYLE_IMAGE_LICENCE, dataset_note, style_credit
+from livestyle.zoo.registry import build_model
 
 
 def _to_layout(x: torch.Tensor, channels_last: bool) -> torch.Tensor:
@@ -125,8 +125,7 @@ class SuperResTask(Task):
     def __init__(self, recipe: SuperResRecipe, objective: PerceptualObjective | None, bank: ImageBank,
                  device: torch.device, preview_image: torch.Tensor):
         self.recipe = recipe = recipe.resolved()
-        self.model = sr_net(scale=recipe.scale, width=recipe.width, blocks=recipe.blocks, norm=recipe.norm,
-                            residual=recipe.residual).to(device)
+        self.model = build_model("superres", recipe.arch()).to(device)
         self.data = SuperResData(bank, recipe.scale, recipe.patch_size, recipe.blur_sigma)
         self.batch_size = recipe.batch_size
         self.objective = objective
@@ -158,6 +157,8 @@ class SuperResTask(Task):
         extra = {}
         if self.objective is not None:
             extra = {"loss_net": self.recipe.loss_net, "loss_net_weights_sha256": self.objective.lossnet.weights_sha256}
-        return {"description": f"×{self.recipe.scale} super-resolution, {self.recipe.loss} loss (Johnson et al. 2016)",
+        network = "" if self.recipe.family == "srnet" else ", low-resolution convs + pixel shuffle (Shi et al. 2016)"
+        return {"description": f"×{self.recipe.scale} super-resolution, {self.recipe.loss} loss (Johnson et al. "
+                               f"2016){network}",
                 "credit": f"training photos: {dataset_note(dataset)}",
                 "licence": f"training data: {dataset_note(dataset)}", "recipe": extra}

@@ -119,11 +119,28 @@ class Catalog:
         exact, small = self.entries.get(name), self.entries.get(f"{name}{SMALL_SUFFIX}")
         entry = (small or exact) if variant == "small" else (exact or small)
         if entry is None or (task and entry.task != task):
-            known = self.names(task)
-            what = "style" if task == "style" else "model"
-            listing = f"known: {', '.join(known)}" if known else "no trained models are installed yet (see `livestyle styles`)"
-            raise UnknownModelError(f"unknown {what} {name!r}; {listing}")
+            raise UnknownModelError(self._unknown(name, task))
         return entry
+
+    def plain_names(self, task: str | None = None) -> list[str]:
+        """Names as the README and users write them: a style with a small variant once, by its plain name
+        (``kandinsky`` for ``kandinsky_small``), in catalog order."""
+        return list(dict.fromkeys(n.removesuffix(SMALL_SUFFIX) for n in self.names(task)))
+
+    def _unknown(self, name: str, task: str | None) -> str:
+        """The message for a name the catalog lacks: the plain names it has, and close matches of a typo."""
+        import difflib
+
+        what = "style" if task == "style" else "model"
+        known = self.plain_names(task)
+        if not known:
+            return f"unknown {what} {name!r}; no trained models are installed yet (see `livestyle styles`)"
+        stem = name.removesuffix(SMALL_SUFFIX)  # a typo in the style, the suffix right (kandinski_small)
+        close = difflib.get_close_matches(stem, known, n=3, cutoff=0.6)
+        if stem != name:
+            close = [c + SMALL_SUFFIX if c + SMALL_SUFFIX in self.entries else c for c in close]
+        hint = f"did you mean {' or '.join(repr(c) for c in close)}? " if close else ""
+        return f"unknown {what} {name!r}; {hint}known: {', '.join(known)}"
 
     def style_names(self, variant: str = "full") -> list[str]:
         """One model per style, in catalog order: ``get(style, variant=variant)`` for each style's plain name."""
@@ -134,16 +151,19 @@ class Catalog:
                 names.append(chosen)
         return names
 
-    def superres(self, which: int | str) -> ModelEntry:
-        """An SR model: by catalog name (``x4_feat``), or for a scale (4) the ×N default: the entry named
-        ``xN``, else the first full SR model of that scale."""
+    def superres(self, which: int | str, variant: str = "full") -> ModelEntry:
+        """An SR model: by catalog name (``x4_feat``), or for a scale (4) the ×N default of ``variant``:
+        for "full" the entry named ``xN``, else the first full SR model of that scale; for "small" (the
+        CPU-fast networks) the first small one of that scale. Either falls back to the other variant."""
+        if variant not in VARIANTS:
+            raise UnknownModelError(f"unknown model variant {variant!r}; known: {', '.join(VARIANTS)}")
         if isinstance(which, str):
             return self.get(which, task="superres")
         scale = which
-        models = [e for e in self.entries.values()
-                  if e.task == "superres" and e.arch.get("scale") == scale and e.variant == "full"]
+        models = [e for e in self.entries.values() if e.task == "superres" and e.arch.get("scale") == scale]
         if models:
-            return min(models, key=lambda e: e.name != f"x{scale}")  # min keeps the first of equals
+            # min keeps the first of equals: the asked-for variant first, then the one named xN
+            return min(models, key=lambda e: (e.variant != variant, e.name != f"x{scale}"))
         raise UnknownModelError(f"no trained ×{scale} super-resolution model is installed (see `livestyle styles`)")
 
     def path(self, entry: ModelEntry) -> Path:
@@ -220,7 +240,7 @@ def describe_arch(arch: dict) -> str:
         words.append(f"width {arch['width']}")
     if "blocks" in arch:
         words.append(f"{arch['blocks']} blocks")
-    if arch.get("pixel_shuffle"):
+    if arch.get("pixel_shuffle") or arch.get("family") == "subpixel":
         words.append("pixel-shuffle")
     if arch.get("margin"):
         words.append(f"margin {arch['margin']}")

@@ -9,9 +9,9 @@ from pathlib import Path
 from torch import nn
 
 from livestyle.errors import UnknownModelError
-from livestyle.models.superres import SRNet
 from livestyle.zoo.catalog import Catalog
 from livestyle.zoo.modelfile import load_model_file
+from livestyle.zoo.registry import task_of
 
 
 def resolve_variant(variant: str, device_type: str) -> str:
@@ -39,7 +39,8 @@ def choose_model(*, style: str | None = None, model_file: str | os.PathLike | No
     scale, or one by name: see ``Catalog.superres``).
 
     A style (by name or file) together with ``superres`` is a chain: stylise, then upscale.
-    ``variant``: which model a plain style name means ("full" or "small"; see ``Catalog.get``).
+    ``variant``: which model a plain style name, and a plain SR scale, means ("full" or "small"; see
+    ``Catalog.get`` and ``Catalog.superres``).
     """
     if style is not None and model_file is not None:
         raise UnknownModelError("choose exactly one of --style NAME, --model FILE (add --superres 4|8 to upscale)")
@@ -56,15 +57,15 @@ def choose_model(*, style: str | None = None, model_file: str | os.PathLike | No
             warnings.warn(f"no {variant} model of {style!r} is installed; running {entry.name}", stacklevel=2)
         model, name = catalog.load(entry), entry.name
     else:
-        entry = catalog.superres(superres)
+        entry = catalog.superres(superres, variant)
         model = catalog.load(entry)
         return ModelChoice(model, entry.name, "superres", model.scale)
-    if isinstance(model, SRNet):
+    if task_of(model) == "superres":
         if superres is not None:
             raise UnknownModelError(f"{name} is a super-resolution model; --superres chains after a style model")
         return ModelChoice(model, name, "superres", model.scale)
     if superres is None:
         return ModelChoice(model, name, "style", 1)
-    sr_entry = catalog.superres(superres)
+    sr_entry = catalog.superres(superres, variant)
     sr_model = catalog.load(sr_entry)
     return ModelChoice(model, f"{name}+{sr_entry.name}", "chain", sr_model.scale, sr_model)

@@ -13,6 +13,7 @@ from torch import nn
 
 from livestyle.errors import WeightsError
 from livestyle.models.community import FAMILY as PYTORCH_EXAMPLES, CommunityNetConfig, CommunityTransformNet
+from livestyle.models.subpixel_sr import FAMILY as SUBPIXEL, SubpixelSRNet, SubpixelSRNetConfig
 from livestyle.models.superres import SRNet, SRNetConfig
 from livestyle.models.transform import TransformNet, TransformNetConfig
 
@@ -48,7 +49,7 @@ def build_model(task: str, arch: dict) -> nn.Module:
 
 def task_of(model: nn.Module) -> str:
     """The catalog task a network serves: "superres" for SR nets, else "style"."""
-    return "superres" if isinstance(model, SRNet) else "style"
+    return "superres" if isinstance(model, (SRNet, SubpixelSRNet)) else "style"
 
 
 @register_model("style", "transform")
@@ -64,3 +65,8 @@ def _community_net(arch: dict) -> nn.Module:
 @register_model("superres", "srnet")
 def _sr_net(arch: dict) -> nn.Module:
     return SRNet(SRNetConfig(**arch))
+
+
+@register_model("superres", SUBPIXEL)
+def _subpixel_sr_net(arch: dict) -> nn.Module:
+    return SubpixelSRNet(SubpixelSRNetConfig(**arch))

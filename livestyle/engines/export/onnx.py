@@ -12,6 +12,9 @@ import hashlib
 import io
 import json
 import os
+import threading
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import torch
@@ -126,14 +129,43 @@ def onnx_cache_path(model: nn.Module, cache_dir: str | os.PathLike, *, precision
 
 
 def cached_onnx(model: nn.Module, *, cache_dir: str | os.PathLike | None = None, precision: str = "fp32",
-                rewrite: bool = False) -> Path:
+                rewrite: bool = False, progress: Callable[[str], None] | None = None) -> Path:
     """Path of an ONNX export of ``model``, exported now unless the cache already holds it.
 
     Where the cache folder cannot be written, the export goes to a temporary folder (see writable_cache_dir).
+    ``progress``: told when an export starts, every few seconds while it runs, and when it ends.
     """
     folder = Path(cache_dir) if cache_dir else default_cache_dir()
     path = onnx_cache_path(model, folder, precision=precision, rewrite=rewrite)
     if not path.is_file():
         path = onnx_cache_path(model, writable_cache_dir(folder), precision=precision, rewrite=rewrite)
-        export_onnx(model, path, precision=precision, rewrite=rewrite)
+        kind = "super-resolution" if model_scale(model) > 1 else "style"
+        with ticking(progress, f"exporting the {kind} network to ONNX ({precision}, once per model, "
+                               f"cached in {path.parent})"):
+            export_onnx(model, path, precision=precision, rewrite=rewrite)
     return path
+
+
+@contextlib.contextmanager
+def ticking(progress: Callable[[str], None] | None, what: str, every_s: float = 5.0) -> Iterator[None]:
+    """Tell ``progress`` that ``what`` starts, how long it has run every ``every_s`` seconds (from a
+    timer thread), and how long it took; nothing without ``progress``."""
+    if progress is None:
+        yield
+        return
+    started = time.perf_counter()
+    done = threading.Event()
+
+    def tick() -> None:
+        while not done.wait(every_s):
+            progress(f"… {time.perf_counter() - started:.0f} s")
+
+    progress(what)
+    timer = threading.Thread(target=tick, name="livestyle-progress", daemon=True)
+    timer.start()
+    try:
+        yield
+    finally:
+        done.set()
+        timer.join()
+    progress(f"done in {time.perf_counter() - started:.1f} s")
