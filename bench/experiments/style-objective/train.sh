@@ -1,0 +1,155 @@
+#!/usr/bin/env bash
+# Issue 23: retrain the four small style models (width 8, pixel shuffle, margin 16) with the objective
+# chosen in findings.md, ONE AFTER ANOTHER on ONE thread. Re-running resumes each run from its
+# checkpoint and skips the finished ones, so it can be stopped and started again at any time.
+#
+#   start:  setsid nohup bash bench/experiments/style-objective/train.sh >> bench/experiments/style-objective/train/train.log 2>&1 &
+#   watch:  bash bench/experiments/style-objective/train.sh status
+#   A/B:    bash bench/experiments/style-objective/train.sh ab starry_night_small 300   (init vs scratch, findings.md)
+#   stop:   kill -TERM -- -$(cat bench/experiments/style-objective/train/queue.pid)   (the whole queue: the step in
+#           progress finishes, the checkpoint is written, no further run starts; start again to resume)
+#
+# Queue: for each style, main run (STEPS at lr 1e-3, from INIT) → train/<name>.safetensors (+ .json entry,
+# .ckpt checkpoint every 250 steps, <name>_previews/ every 500 steps); when all four are done, the
+# optional short stage: FT_STEPS at lr 1e-4 from that model → train/<name>_ft.safetensors (+ .json/.ckpt/previews).
+# Environment: LIVESTYLE_CODE (the livestyle tree to train with: default this repository; the runs of
+# 2026-12-06 started from a frozen copy of the code before issue 19's restructuring, /work/frozen,
+# which resumes identically), PYTHON, LIVESTYLE_DATA.
+set -u
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+REPO="$(cd "$HERE/../../.." && pwd)"
+CODE="${LIVESTYLE_CODE:-$REPO}"
+PY="${PYTHON:-$REPO/.venv/bin/python}"
+DATA="${LIVESTYLE_DATA:-$REPO/../shared/data}"
+OUT="$HERE/train"
+export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 TQDM_MININTERVAL=120 PYTHONUNBUFFERED=1
+export LIVESTYLE_LOSSNET_WEIGHTS="${LIVESTYLE_LOSSNET_WEIGHTS:-$DATA/lossnets/squeezenet1_1_imagenet.safetensors}"
+
+# --- the library entry point (the only lines that name livestyle modules) ---
+# `livestyle ARGS…` = the CLI of $CODE; -P keeps the working directory's own livestyle/ off sys.path;
+# one thread for torch and OpenCV, and the photo decoding's thread pool cut to one worker too.
+livestyle() {
+  PYTHONPATH="$CODE" "$PY" -P -c '
+import sys, cv2, torch
+cv2.setNumThreads(1); torch.set_num_threads(1)
+try:
+    import livestyle.training.run as _train
+except ImportError:  # the code before issue 19
+    import livestyle.train as _train
+_decode = _train.decode_images
+_train.decode_images = lambda *a, **k: _decode(*a, **{**k, "workers": 1})
+from livestyle.cli import main
+sys.exit(main())' "$@"
+}
+# ---
+
+STEPS=6000       # main stage, lr 1e-3
+FT_STEPS=1000    # optional short stage, lr 1e-4 (as the shipped models had)
+INIT=shipped     # "shipped": start from weights/<name>.safetensors (A/B in findings.md); "scratch": random weights
+NAMES=(kandinsky_small starry_night_small the_scream_small wave_small)
+declare -A PAINTING=([kandinsky_small]=composition_vii.jpg [starry_night_small]=starry_night.jpg
+                     [the_scream_small]=the_scream.jpg [wave_small]=wave.jpg)
+# The chosen objective (findings.md; run.py's CHOSEN and train_options()): one setting for all four styles,
+# today's taps and tap weights with the style weight x3 (5e-4 → 1.5e-3) and the style image at 384 px.
+TAPS="--content-taps fire4 --style-taps conv1,fire2,fire3,fire4,fire5"
+TAP_WEIGHTS="--style-tap-weights conv1=20,fire2=1.5,fire3=1.5,fire4=1,fire5=5"
+COMMON_OBJECTIVE="$TAPS $TAP_WEIGHTS --style-weight 0.0015 --style-size 384 --content-weight 1 --tv-weight 10000"
+declare -A OBJECTIVE=(
+  [kandinsky_small]="$COMMON_OBJECTIVE"
+  [starry_night_small]="$COMMON_OBJECTIVE"
+  [the_scream_small]="$COMMON_OBJECTIVE"
+  [wave_small]="$COMMON_OBJECTIVE"
+)
+# The shipped models' recipe otherwise (weights/catalog.json).
+ARCH=(--width 8 --blocks 5 --pixel-shuffle --margin 16 --variant small)
+DATASET=(--dataset "$DATA/train/caltech101_subset" --data-limit 1200 --image-size 256 --batch-size 4)
+RUN=(--device cpu --checkpoint-every 250 --preview-every 500)
+
+log() { echo "[$(date '+%F %T')] $*"; }
+STOPPING=0
+trap 'STOPPING=1' TERM  # the training process gets the TERM too: it checkpoints and exits 143
+
+one_line_per_update() {  # the progress bar's \r updates as lines; outlives a TERM so the last words get through
+  (trap '' TERM; exec stdbuf -o0 tr '\r' '\n')
+}
+
+finished() {  # finished ENTRY.json STEPS: the run wrote its entry after all its steps
+  [ -f "$1" ] && "$PY" -c 'import json, sys
+e = json.load(open(sys.argv[1]))["recipe"]
+sys.exit(0 if e["steps"] >= int(sys.argv[2]) and not e.get("stopped_at_time_limit") else 1)' "$1" "$2"
+}
+
+train_one() {  # train_one NAME OUTSTEM STEPS LR SEED INITFILE
+  local name=$1 stem=$2 steps=$3 lr=$4 seed=$5 init=$6
+  local out="$OUT/$stem.safetensors" ckpt="$OUT/$stem.ckpt"
+  if finished "$OUT/$stem.json" "$steps"; then log "$stem: finished, skipped"; return 0; fi
+  local extra=() how="start"
+  if [ -n "$init" ] && [ -f "$init" ]; then extra+=(--init "$init"); how+=", init $init"
+  elif [ -n "$init" ]; then log "$stem: init file $init is missing"; [ -f "$ckpt" ] || return 1; fi
+  if [ -f "$ckpt" ]; then extra+=(--resume); how+=", resuming from $ckpt"; fi
+  log "$stem: $how ($steps steps at lr $lr)"
+  # shellcheck disable=SC2086  # OBJECTIVE holds several options
+  livestyle train style --style-image "$DATA/styles/${PAINTING[$name]}" "${DATASET[@]}" "${ARCH[@]}" "${RUN[@]}" \
+    ${OBJECTIVE[$name]} --iterations "$steps" --lr "$lr" --seed "$seed" "${extra[@]}" \
+    -o "$out" --checkpoint "$ckpt" --preview-dir "$OUT/${stem}_previews" --name "$stem" 2>&1 | one_line_per_update
+  local rc=${PIPESTATUS[0]}
+  if [ "$rc" -eq 130 ] || [ "$rc" -eq 143 ] || [ "$STOPPING" = 1 ]; then
+    log "$stem: stopped (exit $rc); checkpoint kept, run train.sh again to resume"; exit 143
+  fi
+  [ "$rc" -ne 0 ] && log "$stem: FAILED (exit $rc)" && return "$rc"
+  log "$stem: done"
+}
+
+status() {
+  for name in "${NAMES[@]}"; do
+    for stem in "$name" "${name}_ft"; do
+      [ -f "$OUT/$stem.ckpt" ] || continue
+      OMP_NUM_THREADS=1 "$PY" -c 'import sys, torch
+s = torch.load(sys.argv[1], map_location="cpu", weights_only=True)
+h = s["history"]; n = min(10, len(h["step"]))
+last = ", ".join("%s %.4g" % (k, sum(v[-n:]) / n) for k, v in h.items() if k != "step" and v)
+step, sec = s["step"], s["seconds"]
+print("%s: step %d, %.2f s/step over %.0f s; last %d logs: %s" % (sys.argv[2], step, sec / max(1, step), sec, n, last))' \
+        "$OUT/$stem.ckpt" "$stem"
+    done
+  done
+}
+
+ab() {  # ab NAME STEPS: the short A/B of findings.md: --init from the shipped model vs random weights,
+        # same objective, seed and data; models in cache/ab/, measured into results/ab_init/
+  local name=$1 steps=$2 dir="$HERE/cache/ab"
+  mkdir -p "$dir"
+  for arm in scratch shipped; do
+    local init=()
+    [ "$arm" = shipped ] && init=(--init "$REPO/weights/$name.safetensors")
+    finished "$dir/${name}_$arm.json" "$steps" && continue
+    rm -f "$dir/${name}_$arm.ckpt"
+    log "A/B $name $arm: $steps steps"
+    # shellcheck disable=SC2086
+    livestyle train style --style-image "$DATA/styles/${PAINTING[$name]}" "${DATASET[@]}" "${ARCH[@]}" --device cpu \
+      ${OBJECTIVE[$name]} --iterations "$steps" --lr 1e-3 --seed 0 "${init[@]}" --checkpoint-every 0 \
+      --preview-every 0 -o "$dir/${name}_$arm.safetensors" --name "${name}_$arm" 2>&1 | one_line_per_update
+  done
+  PYTHONPATH="$REPO" "$PY" -P "$HERE/run.py" eval-models --style "${name%_small}" --out "$HERE/results/ab_init" \
+    --label "ab${steps}" "$dir/${name}_scratch.safetensors" "$dir/${name}_shipped.safetensors"
+}
+
+mkdir -p "$OUT"
+if [ "${1:-}" = status ]; then status; exit 0; fi
+if [ "${1:-}" = ab ]; then ab "$2" "$3"; exit 0; fi
+exec 9>"$OUT/queue.lock"
+if ! flock -n 9; then echo "another train.sh queue holds $OUT/queue.lock" >&2; exit 1; fi
+echo $$ > "$OUT/queue.pid"
+log "queue start: code $CODE, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), OMP_NUM_THREADS=$OMP_NUM_THREADS"
+
+for name in "${NAMES[@]}"; do
+  init=""
+  [ "$INIT" = shipped ] && init="$REPO/weights/$name.safetensors"
+  train_one "$name" "$name" "$STEPS" 1e-3 0 "$init"
+done
+for name in "${NAMES[@]}"; do
+  if finished "$OUT/$name.json" "$STEPS"; then
+    train_one "$name" "${name}_ft" "$FT_STEPS" 1e-4 7 "$OUT/$name.safetensors"
+  fi
+done
+log "queue end"
