@@ -409,17 +409,21 @@ def test_layout_timing_trial_leaves_the_run_untouched(style_image, dataset, loss
 
 
 def test_measured_squeezenet_defaults_fill_only_what_is_not_given(tmp_path):
-    from livestyle.training.recipes import STYLE_TRAINING_WEIGHTS, style_objective_config
+    from livestyle.training.recipes import STYLE_SIZE, STYLE_TRAINING_DEFAULTS, style_objective_config
 
-    measured = STYLE_TRAINING_WEIGHTS["squeezenet1_1"]
+    measured = STYLE_TRAINING_DEFAULTS["squeezenet1_1"]
     config = style_objective_config(StyleRecipe(style_image="s.png", dataset="d"))
     assert config.content_taps == ("fire4",) and config.style_taps == ("conv1", "fire2", "fire3", "fire4", "fire5")
     assert config.style_weight == measured["style_weight"] and config.tv_weight == measured["tv_weight"]
     assert dict(config.style_tap_weights) == measured["style_tap_weights"]
+    assert config.style_size == measured["style_size"] == 384  # issue 23's study: motifs at the painting's scale
     own = StyleRecipe(style_image="s.png", dataset="d",
-                      objective=ObjectiveConfig(style_weight=0.5, style_tap_weights={"fire5": 2.0}))
+                      objective=ObjectiveConfig(style_weight=0.5, style_tap_weights={"fire5": 2.0}, style_size=256))
     config = style_objective_config(own)
     assert config.style_weight == 0.5 and dict(config.style_tap_weights) == {"fire5": 2.0}
+    assert config.style_size == 256
+    vgg = style_objective_config(StyleRecipe(style_image="s.png", dataset="d", objective=ObjectiveConfig("vgg16")))
+    assert vgg.style_size == STYLE_SIZE
 
 
 def test_add_catalog_entry_replaces_in_place(tmp_path):

@@ -144,8 +144,9 @@ def command() -> None:
 @click.option("--style-weight", type=float, default=None, help="Default: measured per loss network.")
 @click.option("--style-tap-weights", callback=_tap_weights, default=None, help="Per style tap, e.g. conv1=20,fire5=5.")
 @click.option("--tv-weight", type=float, default=None, help="Total-variation weight (default per loss network).")
-@click.option("--style-size", type=click.IntRange(min=16), default=256, show_default=True,
-              help="Long side the style image is resized to.")
+@click.option("--style-size", type=click.IntRange(min=16), default=None,
+              help="Long side the style image is resized to (default per loss network: 384 for squeezenet1_1, "
+                   "256 otherwise).")
 @click.option("--image-size", type=click.IntRange(min=16), default=256, show_default=True,
               help="Training crop size (photos resized to this short side first).")
 @click.option("--iterations", type=click.IntRange(min=1), default=40_000, show_default=True)

@@ -10,16 +10,18 @@ from livestyle.models.subpixel_sr import SubpixelSRNetConfig
 from livestyle.models.superres import SRNetConfig
 from livestyle.quality.objective import ObjectiveConfig
 
-# Style-training term weights per loss network. SqueezeNet's were chosen by measurement
-# (bench/experiments/squeezenet-taps/findings.md, setting E: six short runs with different taps/weights on the
-# same photos; E kept the content best and matched the painting's colours best). The per-tap weights
-# make each tap's Gram loss start at a similar size (conv1's raw loss is ~20× smaller than fire4's),
-# so colour and large shapes count as much as the middle taps. The objective's own defaults
-# (livestyle.objective.DEFAULT_WEIGHTS) are tuned for Gatys runs, which start from the content image.
-STYLE_TRAINING_WEIGHTS: dict[str, dict] = {
-    "squeezenet1_1": {"content_weight": 1.0, "style_weight": 5e-4, "tv_weight": 1e4,
+# Style-training objective per loss network: what `train style` uses where the recipe gives nothing.
+# SqueezeNet's taps and per-tap weights were chosen by measurement (bench/experiments/squeezenet-taps/
+# findings.md): the per-tap weights make each tap's Gram loss start at a similar size, so colour and
+# large shapes count as much as the middle taps. Its style weight (3× the first choice) and style image
+# size (384 px) make the models repaint the frame with motifs at the painting's scale instead of laying
+# a fine texture over the photo (bench/experiments/style-objective/findings.md). The objective's own
+# defaults (livestyle.quality.objective.DEFAULT_WEIGHTS) are tuned for Gatys runs from the content image.
+STYLE_TRAINING_DEFAULTS: dict[str, dict] = {
+    "squeezenet1_1": {"content_weight": 1.0, "style_weight": 1.5e-3, "tv_weight": 1e4, "style_size": 384,
                       "style_tap_weights": {"conv1": 20.0, "fire2": 1.5, "fire3": 1.5, "fire4": 1.0, "fire5": 5.0}},
 }
+STYLE_SIZE = 256  # the style image's long side where a loss network has no measured default (the paper's)
 # The feature loss of SR: paper relu2_2 of VGG-16 (stride 2). For SqueezeNet, fire2 (stride 4) alone
 # left a 4-pixel cross-hatch on smooth areas; with conv1 (stride 2) as well it was fainter and Set5
 # scored higher (bench/experiments/sr-feat/findings.md). TV weights are not tuned by measurement.
@@ -64,7 +66,7 @@ class StyleRecipe:
 
     style_image: str
     dataset: str
-    objective: ObjectiveConfig = ObjectiveConfig(style_size=256)
+    objective: ObjectiveConfig = ObjectiveConfig()
     width: int = 32
     blocks: int = 5
     pixel_shuffle: bool = False  # the CPU-fast architecture (TransformNetConfig)
@@ -144,12 +146,12 @@ class SuperResRecipe:
 
 
 def style_objective_config(recipe: StyleRecipe) -> ObjectiveConfig:
-    """The recipe's objective with training's measured weights filling the ``None`` fields.
+    """The recipe's objective with training's defaults for its loss network filling the ``None`` fields.
 
-    Per-tap style weights come from ``STYLE_TRAINING_WEIGHTS`` only where the recipe gives none at all.
+    Per-tap style weights come from ``STYLE_TRAINING_DEFAULTS`` only where the recipe gives none at all.
     """
     config = recipe.objective
-    defaults = STYLE_TRAINING_WEIGHTS.get(config.loss_net, {})
+    defaults = {"style_size": STYLE_SIZE, **STYLE_TRAINING_DEFAULTS.get(config.loss_net, {})}
     fill = {k: v for k, v in defaults.items() if k != "style_tap_weights" and getattr(config, k) is None}
     if not config.style_tap_weights and defaults.get("style_tap_weights"):
         # Only for the taps in use: --style-taps alone would otherwise get weights for taps it left out.

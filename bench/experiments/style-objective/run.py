@@ -106,7 +106,7 @@ CONTENTS = ("chicago", "hoovertowernight")
 DEEP = ("fire6", "fire7", "fire8", "fire9")
 ALL_TAPS = ("conv1", "fire2", "fire3", "fire4", "fire5", *DEEP)
 
-BASE_STYLE_WEIGHT = 5e-4  # today's (livestyle.train.STYLE_TRAINING_WEIGHTS)
+BASE_STYLE_WEIGHT = 5e-4  # the training default before this study (livestyle.train.STYLE_TRAINING_WEIGHTS then)
 CONTENT_WEIGHT, TV_WEIGHT = 1.0, 1e4
 TODAY = {"conv1": 20.0, "fire2": 1.5, "fire3": 1.5, "fire4": 1.0, "fire5": 5.0}
 DEEP_BALANCED = {"fire6": 5.0, "fire7": 100.0, "fire8": 100.0, "fire9": 3000.0}
