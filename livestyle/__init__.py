@@ -17,10 +17,11 @@ _EXPORTS = {
     "style_loss": "livestyle.quality.losses", "total_variation_loss": "livestyle.quality.losses",
     "SRNet": "livestyle.models.superres", "TransformNet": "livestyle.models.transform",
     "sr_net": "livestyle.models.superres", "transform_net": "livestyle.models.transform",
-    "SubpixelSRNet": "livestyle.models.subpixel_sr", "subpixel_sr_net": "livestyle.models.subpixel_sr",
     "VGG16Features": "livestyle.models.lossnets", "loss_network": "livestyle.models.lossnets",
     "stylize_image": "livestyle.pipeline.still", "train_style": "livestyle.training.run",
     "train_superres": "livestyle.training.run",
+    "SubpixelSRNet": "livestyle.models.subpixel_sr",
+    "subpixel_sr_net": "livestyle.models.subpixel_sr",
 }
 __all__ = sorted(_EXPORTS)
 __version__ = "0.1.0"

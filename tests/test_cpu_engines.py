@@ -298,7 +298,7 @@ def test_governor_steps_down_when_slow_and_back_up_when_there_is_room():
     governor = FrameRateGovernor(30)
     budget = 0.9 / 30
     scales = []
-    for load in [0.08] * 40 + [0.01] * 60:  # seconds a full-scale frame takes: too slow, then fast again
+    for load in [0.08] * 40 + [0.01] * 200:  # seconds a full-scale frame takes: too slow, then fast again
         changed = governor.observe(0.002 + load * governor.scale ** 2)
         scales.append(governor.scale)
         assert changed is None or changed == governor.scale
@@ -346,8 +346,8 @@ def test_governor_in_the_infer_stage_scales_a_slow_engine_and_recovers():
     run(30)
     low = stage.governor.scale
     assert low <= 0.6 and slow.sizes[-1][0] == round(60 * low)
-    slow.seconds_per_pixel = 0.002 / (60 * 80)  # the machine has room again
-    run(60)
+    slow.seconds_per_pixel = 0.002 / (60 * 80)  # the machine has room again: steps up, one a second or so
+    run(200)
     assert stage.governor.scale == 1.0 and slow.sizes[-1] == (60, 80)
     # a new engine (style switch) starts at the governor's scale
     stage.governor.index = 2
@@ -373,3 +373,18 @@ def test_cam_governs_unless_told_not_to(tmp_path, tiny_style_file):
         result = runner.invoke(main, common + off)
         assert result.exit_code == 0, result.output
         assert "inference scale" not in result.output
+
+
+def test_a_candidate_that_fails_when_run_is_left_out(monkeypatch, tmp_path):
+    class Broken(FakeEngine):
+        def __call__(self, batch):
+            raise RuntimeError("could not compile for this shape")
+
+    def build(model, candidate, **options):
+        return (Broken if candidate.backend == "openvino" else FakeEngine)(candidate.label, 0.0)
+
+    monkeypatch.setattr(cpu_choice, "build_candidate", build)
+    candidates = [CpuCandidate("torch", "fp32", 1), CpuCandidate("openvino", "fp32", 1)]
+    engine = MeasuredCpuEngine(tiny_style(), candidates=candidates, cache_dir=tmp_path, budget_s=0.05)
+    engine.prepare((1, 3, 16, 16))
+    assert engine.name == "fake-torch-fp32-t1" and "could not compile" in engine.choice["skipped"]["openvino-fp32-t1"]

@@ -3,9 +3,8 @@ from __future__ import annotations
 
 import click
 
-from livestyle.cli.options import (compose, effect_options, engine_options, engine_precision,
-                                   engine_progress, loss_net_options, model_options, optimizer_option,
-                                   say_when_compiling, style_variant)
+from livestyle.cli.options import (compose, effect_options, engine_for, engine_options, engine_precision,
+                                   loss_net_options, model_options, optimizer_option, style_variant)
 
 
 optimize_options = compose(
@@ -63,7 +62,6 @@ def command(input_path, output, style, model_file, superres, variant, device, pr
         what = "is an --optimize setting; a model does not use it" if len(given) == 1 else \
             "are --optimize settings; a model does not use them"
         raise click.UsageError(f"{', '.join(given)} {what}")
-    from livestyle.engines.factory import build_engine
     from livestyle.errors import InsufficientMemoryError, is_out_of_memory
     from livestyle.io.images import read_image, write_image
     from livestyle.pipeline.still import stylize_image
@@ -73,10 +71,8 @@ def command(input_path, output, style, model_file, superres, variant, device, pr
     image = read_image(input_path)
     choice = choose_model(style=style, model_file=model_file, superres=superres,
                           variant=style_variant(variant, device))
-    engine = build_engine(choice, backend=backend, device=device, precision=precision, tile=tile,
-                          infer_scale=infer_scale, upsample=upsample, compile=compile_net,
-                          memory_budget=memory_budget, progress=engine_progress)
-    say_when_compiling(compile_net)
+    engine = engine_for(choice, backend=backend, device=device, precision=precision, tile=tile, infer_scale=infer_scale,
+                        upsample=upsample, compile_net=compile_net, memory_budget=memory_budget)
     try:
         result = stylize_image(engine, image)
     except Exception as exc:  # noqa: BLE001 - only a failed allocation is turned into a message

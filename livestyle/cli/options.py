@@ -190,6 +190,16 @@ def engine_precision(precision: str, fp16: bool, device: str | None) -> str:
     return half
 
 
+def engine_for(choice, *, compile_net: bool, **options):
+    """``build_engine`` for a command: its engine options, the engines' progress (ONNX export, timing
+    the CPU engines) on stderr, and the notice about compiling."""
+    from livestyle.engines.factory import build_engine
+
+    engine = build_engine(choice, compile=compile_net, progress=engine_progress, **options)
+    say_when_compiling(compile_net)
+    return engine
+
+
 def say_when_compiling(compile_net: bool) -> None:
     """With --compile, say on stderr why the first frame of a size is slow, and where the cache is."""
     if compile_net:

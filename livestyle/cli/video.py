@@ -7,9 +7,9 @@ from pathlib import Path
 
 import click
 
-from livestyle.cli.options import (announce_engine, effect_options, engine_options, engine_precision, engine_progress,
+from livestyle.cli.options import (announce_engine, effect_options, engine_for, engine_options, engine_precision,
                                    first_frame_size, inference_size, inference_size_options, model_options,
-                                   say_when_compiling, stabilize_option, style_variant)
+                                   stabilize_option, style_variant)
 
 X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow",
                 "placebo")
@@ -46,7 +46,6 @@ def command(input_path, output, style, model_file, superres, variant, device, pr
     The output is written under a temporary name and renamed when done. On Ctrl-C the frames
     finished so far are kept, playable, as OUT's name with `.partial` before the extension.
     """
-    from livestyle.engines.factory import build_engine
     from livestyle.errors import InputError
     from livestyle.files import check_output_path
     from livestyle.io.sinks import ImageFolderSink, VideoFileSink
@@ -67,10 +66,8 @@ def command(input_path, output, style, model_file, superres, variant, device, pr
     resize = inference_size(size, scale)
     choice = choose_model(style=style, model_file=model_file, superres=superres,
                           variant=style_variant(variant, device))
-    engine = build_engine(choice, backend=backend, device=device, precision=precision, tile=tile,
-                          infer_scale=infer_scale, upsample=upsample, compile=compile_net,
-                          memory_budget=memory_budget, progress=engine_progress)
-    say_when_compiling(compile_net)
+    engine = engine_for(choice, backend=backend, device=device, precision=precision, tile=tile, infer_scale=infer_scale,
+                        upsample=upsample, compile_net=compile_net, memory_budget=memory_budget)
     first = first_frame_size(open_video_source(input_path, size=resize))
     if first is not None:  # choose the engine (the CPU's auto times them) and say which runs, before the frames
         announce_engine(engine, choice.name, (batch or (4 if engine.device.type == "cuda" else 1), 3, *first))

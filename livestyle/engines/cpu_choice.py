@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.metadata
+import importlib.util
 import json
 import math
 import os
@@ -62,12 +63,12 @@ def thread_counts(cores: int | None = None) -> list[int]:
     return sorted({cores, max(1, cores // 2)})
 
 
-def _installed(package: str) -> bool:
+def _installed(module: str) -> bool:
+    """Whether ``module`` can be imported (onnxruntime-gpu installs the module "onnxruntime" too)."""
     try:
-        importlib.metadata.version(package)
-    except importlib.metadata.PackageNotFoundError:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError, AttributeError):  # a module blanked out in sys.modules
         return False
-    return True
 
 
 def exports_pay_off(model: nn.Module) -> bool:
@@ -175,11 +176,11 @@ class ChoiceCache:
 
 
 def time_engines(engines: dict[str, Engine], x: torch.Tensor, *, budget_s: float = BUDGET_S,
-                 keep_within: float = KEEP_WITHIN) -> dict[str, list[float]]:
-    """Milliseconds per call of each engine on ``x``: one untimed warm-up call each, then rounds of one
-    call each, interleaved, until ``budget_s`` runs out (at least two rounds); after two rounds,
-    engines slower than ``keep_within`` × the best median drop out."""
-    for engine in engines.values():
+                 keep_within: float = KEEP_WITHIN, warm_up: bool = True) -> dict[str, list[float]]:
+    """Milliseconds per call of each engine on ``x``: one untimed warm-up call each (unless ``warm_up``
+    is False), then rounds of one call each, interleaved, until ``budget_s`` runs out (at least two
+    rounds); after two rounds, engines slower than ``keep_within`` × the best median drop out."""
+    for engine in engines.values() if warm_up else ():
         engine(x)
     times: dict[str, list[float]] = {label: [] for label in engines}
     alive = list(engines)
@@ -225,7 +226,7 @@ class MeasuredCpuEngine:
     def __init__(self, model: nn.Module, *, precision: str = "auto", cache_dir: str | os.PathLike | None = None,
                  progress: Progress | None = None, budget_s: float = BUDGET_S,
                  candidates: list[CpuCandidate] | None = None, measure_new_sizes: bool = True):
-        self.model = model.eval()
+        self.model = model
         self.candidates = candidates if candidates is not None else cpu_candidates(model, precision=precision)
         self.cache_dir, self.progress, self.budget_s = cache_dir, progress, budget_s
         self.measure_new_sizes = measure_new_sizes
@@ -292,7 +293,15 @@ class MeasuredCpuEngine:
                             budget_s=self.budget_s)
         if probe != shape:
             frame = F.interpolate(frame, size=probe[-2:], mode="bilinear", align_corners=False)
-        times = time_engines(engines, frame, budget_s=self.budget_s)
+        for label, engine in list(engines.items()):  # the warm-up call: an engine that fails here is left out
+            try:
+                engine(frame)
+            except (LivestyleError, RuntimeError) as exc:
+                skipped[label] = f"{type(exc).__name__}: {exc}".splitlines()[0]
+                del engines[label]
+        if not engines:
+            raise BackendUnavailableError("no CPU engine could run: " + "; ".join(skipped.values()))
+        times = time_engines(engines, frame, budget_s=self.budget_s, warm_up=False)
         medians = {label: round(statistics.median(values), 3) for label, values in times.items()}
         winner = min(medians, key=medians.get)
         ranked = sorted(medians.items(), key=lambda item: item[1])

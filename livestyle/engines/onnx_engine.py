@@ -30,9 +30,12 @@ def import_onnxruntime():
 
 def session_options(ort, *, threads: int | None = None, spinning: bool = False):
     """All graph optimisations, one intra-op thread per core (ONNX Runtime's own default). Spinning
-    worker threads are off by default: between frames they would steal the CPU from capture and display."""
+    worker threads are off by default: between frames they would steal the CPU from capture and display.
+    No CPU memory arena: it grows by doubling and kept twice the memory of an SR frame, for no speed
+    (bench/README.md links the measurement)."""
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.enable_cpu_mem_arena = False
     options.intra_op_num_threads = threads or (os.cpu_count() or 1)
     options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
     return options

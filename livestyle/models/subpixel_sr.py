@@ -66,10 +66,6 @@ class SubpixelSRNet(nn.Module):
         nn.init.zeros_(self.tail[1].weight)  # start as exactly bicubic; training learns the correction
         nn.init.zeros_(self.tail[1].bias)
 
-    @property
-    def scale(self) -> int:
-        return self.config.scale
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h, w = x.shape[-2:]
         # No branch on the size, so a dynamic-shape export keeps the pad (a zero pad for larger inputs).
@@ -77,6 +73,10 @@ class SubpixelSRNet(nn.Module):
         correction = self.shuffle(self.tail(self.residuals(self.head(x))))
         bicubic = F.interpolate(x, scale_factor=self.scale, mode="bicubic", align_corners=False)
         return (bicubic + correction).clamp(0.0, 1.0)[..., :self.scale * h, :self.scale * w]
+
+    @property
+    def scale(self) -> int:
+        return self.config.scale
 
 
 def subpixel_sr_net(*, scale: int = 4, width: int = 32, blocks: int = 6) -> SubpixelSRNet:

@@ -3,9 +3,9 @@ changing the inference scale in steps, and gives the scale back when the machine
 
 It is fed the inference time of each frame. When the median over a short window passes the frame
 interval (less a little headroom), it steps the scale down, as far as its model of the time says
-is needed; it steps up one step at a time, and only when the next scale up would still leave a
-clear margin (hysteresis, so that it does not swing between two scales). After each change it
-waits for a few frames at the new scale before it judges again.
+is needed; it steps up one step at a time, only after a second or so at a scale, and only when the
+next scale up would still leave a clear margin (hysteresis, so that a noisy load does not swing it
+between two scales). After each change it waits for a few frames before it judges again.
 
 The model: time = fixed + variable × scale². The fixed part (resizing, the upsample at full size,
 conversions) is fitted to the median times last seen at each scale; before two scales have been
@@ -25,6 +25,7 @@ HEADROOM = 0.9  # step down when a frame takes more than this share of the frame
 UP_MARGIN = 0.8  # step up when the next scale up is predicted to fit in this share of that budget
 WINDOW = 8  # frames whose median time is judged
 SETTLE = 6  # frames at a new scale before judging again
+UP_SETTLE = 30  # frames at a scale before stepping up: down fast, up slowly, so a noisy load does not swing it
 
 
 class FrameRateGovernor:
@@ -36,14 +37,15 @@ class FrameRateGovernor:
     """
 
     def __init__(self, target_fps: float, *, scales: tuple[float, ...] = SCALES, headroom: float = HEADROOM,
-                 up_margin: float = UP_MARGIN, window: int = WINDOW, settle: int = SETTLE):
+                 up_margin: float = UP_MARGIN, window: int = WINDOW, settle: int = SETTLE,
+                 up_settle: int = UP_SETTLE):
         if not target_fps > 0:
             raise EngineOptionError(f"the governor needs a positive frame rate, got {target_fps}")
         if not scales or scales[0] != 1.0 or any(b >= a for a, b in zip(scales, scales[1:])) or scales[-1] <= 0:
             raise EngineOptionError(f"governor scales must start at 1 and fall, got {scales}")
         self.target_fps = min(float(target_fps), MAX_FPS)
         self.budget_s = headroom / self.target_fps
-        self.scales, self.up_margin, self.settle = tuple(scales), up_margin, settle
+        self.scales, self.up_margin, self.settle, self.up_settle = tuple(scales), up_margin, settle, up_settle
         self.index = 0
         self.changes = 0
         self.lowest = 1.0
@@ -69,7 +71,8 @@ class FrameRateGovernor:
             index += 1
             while index < len(self.scales) - 1 and self.predict(typical, index) > self.budget_s:
                 index += 1
-        elif index > 0 and self.predict(typical, index - 1) < self.up_margin * self.budget_s:
+        elif (index > 0 and self._since_change >= self.up_settle
+              and self.predict(typical, index - 1) < self.up_margin * self.budget_s):
             index -= 1
         if index == self.index:
             return None

@@ -4,6 +4,8 @@ AVX2 cap, and the commands a user runs, end to end.
     python bench/experiments/cpu-engine-choice/run.py engines --out DIR [--cap avx2] [--iters 15]
     python bench/experiments/cpu-engine-choice/run.py e2e --out DIR --label NAME [--cap avx2] [--repeat 2]
         [--livestyle "CMD"] [--jobs video,cam,sr4]
+    python bench/experiments/cpu-engine-choice/run.py quality --out DIR
+    python bench/experiments/cpu-engine-choice/run.py caps --out DIR [--cap avx2]
 
 `engines`: model-only latency and peak memory of every CPU engine (torch, ONNX Runtime, OpenVINO;
 FP32/BF16; 1 and all threads) on kandinsky_small at 640×480 and on the ×4 SR model at 160×120
@@ -57,9 +59,10 @@ def cap_report() -> dict:
     import torch
 
     report = {"torch_aten_capability": torch.backends.cpu.get_cpu_capability()}
-    probe = ("import torch; x = torch.rand(1, 8, 32, 32); torch.nn.functional.conv2d(x, torch.rand(8, 8, 3, 3))")
-    verbose = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
-                             env={**os.environ, "ONEDNN_VERBOSE": "1"}, timeout=120)
+    probe = ("import torch; x = torch.rand(1, 64, 64, 64)\n"
+             "with torch.backends.mkldnn.verbose(torch.backends.mkldnn.VERBOSE_ON):\n"
+             "    torch.nn.functional.conv2d(x, torch.rand(64, 64, 3, 3), padding=1)")
+    verbose = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
     isa = [line for line in verbose.stdout.splitlines() if ",isa:" in line]
     report["torch_onednn_isa"] = isa[0].split("isa:", 1)[1] if isa else "(oneDNN printed no ISA line)"
     try:
@@ -73,6 +76,14 @@ def cap_report() -> dict:
         report["openvino_conv_kernels"] = f"{type(exc).__name__}: {exc}"
     report["onnxruntime"] = "no instruction-set cap variable; MLAS picks its kernels from CPUID (see the timings)"
     return report
+
+
+def run_caps(args) -> None:
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    report = {"caps_set": CAPS.get(args.cap, {}), "what_each_library_uses": cap_report(), "cpu": machine()["cpu"]}
+    (out / f"caps-{args.cap or 'nocap'}.json").write_text(json.dumps(report, indent=2))
+    print(json.dumps(report, indent=2))
 
 
 def run_engines(args) -> None:
@@ -98,6 +109,39 @@ def run_engines(args) -> None:
         print(benchmark_markdown(result), flush=True)
     summary["load_after"] = load()
     (out / f"engines-summary-{tag}.json").write_text(json.dumps(summary, indent=2))
+
+
+def run_quality(args) -> None:
+    """PSNR of every CPU engine's output against torch FP32 on one frame of the clip (style at
+    640×480, ×4 SR on a 160×120 crop): BF16 engines must stay close to FP32 ones."""
+    import av
+    import numpy as np
+    import torch
+
+    from livestyle.engines.cpu_choice import build_candidate, cpu_candidates
+    from livestyle.engines.torch_engine import TorchEngine
+    from livestyle.zoo.choice import choose_model
+
+    with av.open(str(CLIP)) as container:
+        rgb = next(f for i, f in enumerate(container.decode(video=0)) if i == 60).to_ndarray(format="rgb24")
+    frame = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1)[None].float() / 255.0
+    jobs = {"kandinsky_small": (choose_model(style="kandinsky", variant="small").model, frame),
+            "x4": (choose_model(superres=4).model, frame[..., 180:300, 240:400])}
+    report = {"machine": machine(), "psnr_db_vs_torch_fp32": {}}
+    for name, (model, x) in jobs.items():
+        reference = TorchEngine(model, device="cpu")(x)
+        scores = {}
+        for candidate in cpu_candidates(model):
+            if candidate.threads != 1:
+                continue  # the thread count does not change the arithmetic
+            out = build_candidate(model, candidate, cache_dir=args.cache)(x)
+            mse = torch.mean((out - reference) ** 2).item()
+            scores[candidate.label.removesuffix("-t1")] = round(10 * np.log10(1.0 / max(mse, 1e-20)), 1)
+        report["psnr_db_vs_torch_fp32"][name] = scores
+        print(name, scores, flush=True)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "quality.json").write_text(json.dumps(report, indent=2))
 
 
 # --------------------------------------------------------------------------------------------- e2e
@@ -141,7 +185,9 @@ def run_e2e(args) -> None:
     out.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, **CAPS.get(args.cap, {})}
     livestyle = shlex.split(args.livestyle)
-    frame = out / "frame640.png"
+    work = Path(args.work or tempfile.mkdtemp(prefix="cpu-engine-choice-"))  # outputs: not results
+    work.mkdir(parents=True, exist_ok=True)
+    frame = work / "frame640.png"
     if "sr4" in args.jobs and not frame.exists():
         import av
 
@@ -150,9 +196,9 @@ def run_e2e(args) -> None:
                 if index == 60:
                     decoded.to_image().save(frame)
                     break
-    jobs = {"video": ["video", str(CLIP), "--style", "kandinsky", "-o", str(out / "friday.mp4"), "--no-progress"],
+    jobs = {"video": ["video", str(CLIP), "--style", "kandinsky", "-o", str(work / "friday.mp4"), "--no-progress"],
             "cam": ["cam", "--source", str(CLIP), "--style", "kandinsky", "--no-window", "--duration", "10"],
-            "sr4": ["image", str(frame), "--superres", "4", "-o", str(out / "friday-x4.png")]}
+            "sr4": ["image", str(frame), "--superres", "4", "-o", str(work / "friday-x4.png")]}
     runs = []
     for repeat in range(args.repeat):
         for job in args.jobs:
@@ -177,6 +223,12 @@ def main() -> None:
     engines.add_argument("--cap", choices=sorted(CAPS), default=None)
     engines.add_argument("--iters", type=int, default=15)
     engines.add_argument("--cache", default=None, help="export cache (default: livestyle's)")
+    caps = sub.add_parser("caps")
+    caps.add_argument("--out", required=True)
+    caps.add_argument("--cap", choices=sorted(CAPS), default=None)
+    quality = sub.add_parser("quality")
+    quality.add_argument("--out", required=True)
+    quality.add_argument("--cache", default=None, help="export cache (default: livestyle's)")
     e2e = sub.add_parser("e2e")
     e2e.add_argument("--out", required=True)
     e2e.add_argument("--label", required=True, help="e.g. before / after")
@@ -187,12 +239,13 @@ def main() -> None:
                      help="the command that runs livestyle (another checkout's, to compare)")
     e2e.add_argument("--extra", type=shlex.split, default=[], help="options added to every command")
     e2e.add_argument("--timeout", type=float, default=900)
+    e2e.add_argument("--work", default=None, help="folder for the outputs (default: a new temporary folder)")
     args = parser.parse_args()
-    if args.what == "engines" and args.cap and os.environ.get("ONEDNN_MAX_CPU_ISA") is None:
+    if args.what in ("engines", "caps") and args.cap and os.environ.get("ONEDNN_MAX_CPU_ISA") is None:
         # The caps are read when the libraries load: run again in a process that starts with them.
         env = {**os.environ, **CAPS[args.cap]}
         raise SystemExit(subprocess.call([sys.executable, *sys.argv], env=env))
-    (run_engines if args.what == "engines" else run_e2e)(args)
+    {"engines": run_engines, "caps": run_caps, "quality": run_quality, "e2e": run_e2e}[args.what](args)
 
 
 if __name__ == "__main__":

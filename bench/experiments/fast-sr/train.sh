@@ -29,7 +29,7 @@ run x4_fast "${X4[@]}" --lr 1e-4 --iterations "${X4_FINE_STEPS:-2000}" --init "$
     --name x4_fast --variant small "${EVAL[@]}"
 cp "$WORK/x4_fast.json" "$HERE/x4_fast.json"
 
-X8=(--scale 8 --width "${X8_WIDTH:-64}" --blocks "${X8_BLOCKS:-6}" --patch-size 192)
+X8=(--scale 8 --width "${X8_WIDTH:-48}" --blocks "${X8_BLOCKS:-6}" --patch-size 192)
 run x8_fast_stage1 "${X8[@]}" --lr 1e-3 --iterations "${X8_STEPS:-6000}" --eval-set Set5="$DATA/sr/CSet5"
 run x8_fast "${X8[@]}" --lr 1e-4 --iterations "${X8_FINE_STEPS:-1500}" --init "$WORK/x8_fast_stage1.safetensors" \
     --name x8_fast --variant small "${EVAL[@]}"
