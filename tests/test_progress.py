@@ -1,7 +1,7 @@
 """The one progress display: a status line every few seconds where stderr is no terminal, honest rates."""
 import io
 
-from livestyle.progress import Progress, format_duration, format_rate
+from livestyle.io.progress import Progress, format_duration, format_rate
 
 
 class FakeClock:

@@ -6,5 +6,5 @@
 - ``engine_table``: every engine beside the plain-PyTorch baselines (``livestyle bench engines``).
 
 May import: ``livestyle.engines``, ``livestyle.quality``, ``livestyle.models``, ``livestyle.files``,
-``livestyle.progress``, ``livestyle.errors``.
+``livestyle.io.progress``, ``livestyle.errors``.
 """

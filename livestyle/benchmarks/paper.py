@@ -31,7 +31,7 @@ from livestyle.engines.device import resolve_device, synchronize
 from livestyle.engines.factory import create_engine
 from livestyle.errors import InsufficientMemoryError, is_out_of_memory
 from livestyle.models.transform import transform_net
-from livestyle.progress import Progress, duration_in_words
+from livestyle.io.progress import Progress, duration_in_words
 from livestyle.quality.gatys import GatysConfig
 
 # Johnson et al. 2016, Table 1 (GTX Titan X, VGG-16 loss network, L-BFGS): seconds.

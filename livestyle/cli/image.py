@@ -95,7 +95,7 @@ def _optimize(input_path, output, *, style_image, iters, optimizer, init, size, 
     from livestyle.engines.device import resolve_device
     from livestyle.io.images import Image, read_image, resize_alpha, write_image
     from livestyle.models.convention import batch_to_image
-    from livestyle.progress import Progress
+    from livestyle.io.progress import Progress
     from livestyle.quality.gatys import GatysConfig, stylize_by_optimization
     from livestyle.quality.objective import ObjectiveConfig
 

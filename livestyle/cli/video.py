@@ -53,7 +53,7 @@ def command(input_path, output, style, model_file, superres, variant, device, pr
     from livestyle.pipeline.infer import InferStage
     from livestyle.pipeline.runner import Pipeline
     from livestyle.postprocess.effects import frame_postprocessors
-    from livestyle.progress import Progress
+    from livestyle.io.progress import Progress
     from livestyle.zoo.choice import choose_model
 
     precision = engine_precision(precision, fp16, device)

@@ -7,5 +7,5 @@
 - ``still``: one image through an engine.
 
 May import: ``livestyle.engines`` (the interface), ``livestyle.io``, ``livestyle.models.convention``,
-``livestyle.progress`` (rates in words), ``livestyle.errors``.
+``livestyle.io.progress`` (rates in words), ``livestyle.errors``.
 """

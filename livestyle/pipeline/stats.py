@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 from livestyle.io.sinks import RunStatus
 from livestyle.io.sources import Frame
-from livestyle.progress import format_rate
+from livestyle.io.progress import format_rate
 
 
 @dataclass

@@ -7,7 +7,7 @@
 - ``data``: photos decoded once into memory; ``run``: ``train_style`` and ``train_superres``.
 
 May import: ``livestyle.models``, ``livestyle.quality``, ``livestyle.zoo``, ``livestyle.engines``
-(devices), ``livestyle.io`` (images), ``livestyle.files``, ``livestyle.progress``, ``livestyle.errors``.
+(devices), ``livestyle.io`` (images), ``livestyle.files``, ``livestyle.io.progress``, ``livestyle.errors``.
 """
 
 AMP_CHOICES = ("auto", "off", "bf16", "fp16")  # RunOptions.amp: mixed precision of a run

@@ -1,5 +1,5 @@
 """The training loop: Adam on any ``Task`` for a number of steps, cut into resume, step, log and
-checkpoint, with previews, progress (``livestyle.progress``), a time limit and a clean stop on Ctrl-C or SIGTERM."""
+checkpoint, with previews, progress (``livestyle.io.progress``), a time limit and a clean stop on Ctrl-C or SIGTERM."""
 from __future__ import annotations
 
 import json
@@ -15,7 +15,7 @@ from torch import nn
 
 from livestyle.engines.device import synchronize
 from livestyle.errors import TrainingError
-from livestyle.progress import Progress
+from livestyle.io.progress import Progress
 from livestyle.training.checkpoints import CHECKPOINT_FORMAT, check_same_run, load_checkpoint, save_checkpoint
 from livestyle.training.precision import Precision, choose_precision_and_layout
 from livestyle.training.recipes import RunOptions

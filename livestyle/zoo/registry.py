@@ -52,21 +52,12 @@ def task_of(model: nn.Module) -> str:
     return "superres" if isinstance(model, (SRNet, SubpixelSRNet)) else "style"
 
 
-@register_model("style", "transform")
-def _transform_net(arch: dict) -> nn.Module:
-    return TransformNet(TransformNetConfig(**arch))
+def register_config_family(task: str, family: str, network: type[nn.Module], config: type) -> None:
+    """Register a family whose network takes one config built from the record's ``arch``."""
+    register_model(task, family)(lambda arch: network(config(**arch)))
 
 
-@register_model("style", PYTORCH_EXAMPLES)
-def _community_net(arch: dict) -> nn.Module:
-    return CommunityTransformNet(CommunityNetConfig(**arch))
-
-
-@register_model("superres", "srnet")
-def _sr_net(arch: dict) -> nn.Module:
-    return SRNet(SRNetConfig(**arch))
-
-
-@register_model("superres", SUBPIXEL)
-def _subpixel_sr_net(arch: dict) -> nn.Module:
-    return SubpixelSRNet(SubpixelSRNetConfig(**arch))
+register_config_family("style", "transform", TransformNet, TransformNetConfig)
+register_config_family("style", PYTORCH_EXAMPLES, CommunityTransformNet, CommunityNetConfig)
+register_config_family("superres", "srnet", SRNet, SRNetConfig)
+register_config_family("superres", SUBPIXEL, SubpixelSRNet, SubpixelSRNetConfig)
