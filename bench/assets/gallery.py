@@ -4,8 +4,8 @@
 
 Writes the sheets (the README's pictures) into --out, default bench/results/gallery/:
 
-- ``styles.jpg``: content/chicago.jpg, then ``livestyle image chicago.jpg --style NAME`` for every
-  style in the catalog, labelled with the model name.
+- ``styles.jpg``: content/chicago.jpg, then one row per style model: its painting,
+  ``livestyle image chicago.jpg --style NAME``, and the model it replaced (NAME_v1) where one is kept.
 - ``superres-xN.jpg`` for each scale N with SR models in the catalog: crops of Set5/Set14 images;
   each row is the LR input (nearest-neighbour, to show its pixels), bicubic, ``livestyle image LR
   --superres NAME`` for every ×N model (the default ``xN`` first) and the original, with PSNR (Y,
@@ -32,6 +32,7 @@ from livestyle.zoo.catalog import Catalog
 
 ROOT = Path(__file__).resolve().parents[2]
 
+RETIRED = "_v1"  # catalog names of style models kept after a successor replaced them: <name>_v1
 SR_CROPS = [("CSet5", "butterfly", (0, 0, 256)), ("CSet5", "baby", (160, 120, 256)), ("CSet14", "zebra", (200, 80, 256))]
 
 
@@ -61,20 +62,48 @@ def grid(tiles: list[np.ndarray], columns: int, gap: int = 4) -> np.ndarray:
     return sheet
 
 
+def fit_cell(bgr: np.ndarray, width: int = 480, height: int = 320) -> np.ndarray:
+    """The picture scaled to fit a width × height cell, aspect kept, on white."""
+    scale = min(width / bgr.shape[1], height / bgr.shape[0])
+    small = cv2.resize(bgr, (round(bgr.shape[1] * scale), round(bgr.shape[0] * scale)), interpolation=cv2.INTER_AREA)
+    cell = np.full((height, width, 3), 255, np.uint8)
+    top, left = (height - small.shape[0]) // 2, (width - small.shape[1]) // 2
+    cell[top:top + small.shape[0], left:left + small.shape[1]] = small
+    return cell
+
+
 def style_sheet(shared: Path, out: Path, catalog: Catalog) -> Path:
+    """One row per style model: its painting, then ``livestyle image chicago.jpg --style NAME``, then
+    the model it replaced (NAME_v1) where the catalog keeps one."""
     folder = out / "styles"
     folder.mkdir(parents=True, exist_ok=True)
     content = shared / "content" / "chicago.jpg"
-    tiles = [label(cv2.imread(str(content)), "chicago.jpg")]
-    for name in catalog.names("style"):
+
+    def stylised(name: str) -> np.ndarray:
         target = folder / f"chicago_{name}.jpg"
         target.unlink(missing_ok=True)  # `livestyle image` never overwrites; this is our own earlier output
         variant = catalog.entries[name].variant  # on a CPU, a plain name would otherwise run its small variant
         livestyle("image", str(content), "--style", name, "--variant", variant, "-o", str(target))
-        tiles.append(label(cv2.imread(str(target)), name))
-    tiles = [cv2.resize(t, (480, round(480 * t.shape[0] / t.shape[1]))) for t in tiles]
+        return cv2.imread(str(target))
+
+    rows = [[label(fit_cell(cv2.imread(str(content))), "chicago.jpg")]]
+    for name in catalog.names("style"):
+        if name.endswith(RETIRED):
+            continue  # shown beside the model that replaced it
+        painting_file = catalog.entries[name].recipe.get("style_image", {}).get("file", "")
+        painting = cv2.imread(str(shared / "styles" / painting_file)) if painting_file else None
+        row = [label(fit_cell(painting), f"painting: {painting_file}") if painting is not None
+               else fit_cell(np.full((8, 8, 3), 255, np.uint8))]
+        old = name + RETIRED
+        row.append(label(fit_cell(stylised(name)), f"{name} (new)" if old in catalog.entries else name))
+        if old in catalog.entries:
+            row.append(label(fit_cell(stylised(old)), f"{old} (before)"))
+        rows.append(row)
+    columns = max(len(r) for r in rows)
+    blank = fit_cell(np.full((8, 8, 3), 255, np.uint8))
+    tiles = [t for r in rows for t in r + [blank] * (columns - len(r))]
     path = out / "styles.jpg"
-    cv2.imwrite(str(path), grid(tiles, 3), [cv2.IMWRITE_JPEG_QUALITY, 88])
+    cv2.imwrite(str(path), grid(tiles, columns), [cv2.IMWRITE_JPEG_QUALITY, 88])
     return path
 
 

@@ -1,0 +1,82 @@
+"""Ship retrained style models into the catalog, keeping each model they replace as NAME_v1.
+
+    python bench/assets/ship_styles.py --trained bench/experiments/style-objective/train \
+        [--names kandinsky_small,starry_night_small] [--suffix _ft] [--weights weights]
+
+For each name whose trained run finished all its steps (``<trained>/<name><suffix>.json`` is the
+entry `livestyle train` wrote): the catalog's current model is copied to ``NAME_v1.safetensors`` with
+its entry renamed NAME_v1 (added once; a later shipping keeps the first one), then the trained model
+becomes ``NAME.safetensors`` and its entry NAME, in place, so plain names (``--style kandinsky``)
+run the new model. The catalog is written through ``livestyle.zoo.catalog.add_entry`` only. Then run
+``bench/assets/style_quality.py --names …`` (quality beside Gatys on the new objective) and
+``bench/assets/gallery.py`` (the README's painting | new | old sheet).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+from pathlib import Path
+
+from livestyle.files import atomic_output, sha256_of
+from livestyle.zoo.catalog import Catalog, add_entry
+
+ROOT = Path(__file__).resolve().parents[2]
+RETIRED = "_v1"
+
+
+def finished(entry: dict) -> bool:
+    """Whether a trained model's entry says it ran all the steps its recipe asked for."""
+    recipe = entry.get("recipe", {})
+    return recipe.get("steps", 0) >= recipe.get("iterations", 1) and not recipe.get("stopped_at_time_limit")
+
+
+def copy_into(source: Path, target: Path) -> None:
+    with atomic_output(target) as tmp:
+        shutil.copyfile(source, tmp)
+
+
+def retire(catalog: Catalog, name: str) -> None:
+    """Keep the catalog's current NAME as NAME_v1 (its file copied, its entry renamed), once."""
+    old = name + RETIRED
+    if old in catalog.entries:
+        return
+    entry = catalog.entries[name].to_dict()
+    copy_into(catalog.path(catalog.entries[name]), catalog.folder / f"{old}.safetensors")
+    entry.update(name=old, file=f"{old}.safetensors",
+                 description=entry["description"] + " (before issue 23's objective; replaced by " + name + ")")
+    add_entry(catalog.folder, entry)
+
+
+def install(catalog: Catalog, name: str, model: Path, entry: dict) -> None:
+    """The trained model becomes NAME: its file over NAME.safetensors, its entry in NAME's place."""
+    target = catalog.folder / f"{name}.safetensors"
+    copy_into(model, target)
+    entry = {**entry, "name": name, "file": target.name, "sha256": sha256_of(target), "variant": "small"}
+    add_entry(catalog.folder, entry)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--trained", type=Path, required=True, help="Folder of trained models and their entries.")
+    parser.add_argument("--names", default="kandinsky_small,starry_night_small,the_scream_small,wave_small")
+    parser.add_argument("--suffix", default="", help="Which trained run: '' (main) or '_ft' (fine-tuned).")
+    parser.add_argument("--weights", type=Path, default=ROOT / "weights", help="The catalog folder.")
+    args = parser.parse_args()
+    for name in args.names.split(","):
+        model, entry_file = args.trained / f"{name}{args.suffix}.safetensors", args.trained / f"{name}{args.suffix}.json"
+        if not entry_file.is_file():
+            print(f"{name}: no trained model in {args.trained} yet, skipped")
+            continue
+        entry = json.loads(entry_file.read_text(encoding="utf-8"))
+        if not finished(entry) or sha256_of(model) != entry["sha256"]:
+            print(f"{name}: {model.name} is unfinished or does not match its entry, skipped")
+            continue
+        catalog = Catalog(args.weights)
+        retire(catalog, name)
+        install(Catalog(args.weights), name, model, entry)
+        print(f"{name}: shipped {model.name} ({entry['recipe']['steps']} steps); the previous model is {name}{RETIRED}")
+
+
+if __name__ == "__main__":
+    main()
