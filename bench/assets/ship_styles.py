@@ -48,11 +48,35 @@ def retire(catalog: Catalog, name: str) -> None:
     add_entry(catalog.folder, entry)
 
 
+def describe(entry: dict) -> str:
+    """The catalog description of a model trained by train.sh: the painting, then how it was trained."""
+    r, objective = entry["recipe"], entry["recipe"]["objective"]
+    painting = entry["description"].split(":")[0]
+    start = "from the previous model" if r.get("init") else "from random weights"
+    return (f"{painting}: small real-time variant (width {r['width']}, pixel-shuffle architecture), CPU-trained "
+            f"\u2014 {r['steps']:,} steps of batch {r['batch_size']} at {r['image_size']}\u00b2 at Adam {r['lr']:g} "
+            f"{start}, with issue 23's objective (style weight {objective['style_weight']:g}, style image at "
+            f"{objective['style_size']} px; bench/experiments/style-objective/findings.md); the paper trains 40k")
+
+
 def install(catalog: Catalog, name: str, model: Path, entry: dict) -> None:
-    """The trained model becomes NAME: its file over NAME.safetensors, its entry in NAME's place."""
+    """The trained model becomes NAME: its file over NAME.safetensors, its entry in NAME's place.
+
+    The recipe's ``init`` names the kept NAME_v1 file when that is what training started from; a
+    model shipped again unchanged keeps the quality figures style_quality.py measured for it.
+    """
     target = catalog.folder / f"{name}.safetensors"
+    current = catalog.entries.get(name)
+    keep_quality = current is not None and current.sha256 == entry["sha256"] and "quality" in current.to_dict()
     copy_into(model, target)
-    entry = {**entry, "name": name, "file": target.name, "sha256": sha256_of(target), "variant": "small"}
+    recipe = dict(entry["recipe"])
+    retired = catalog.folder / f"{name}{RETIRED}.safetensors"
+    if recipe.get("init") and retired.is_file() and sha256_of(retired) == recipe["init"]["sha256"]:
+        recipe["init"] = {**recipe["init"], "file": retired.name}
+    entry = {**entry, "name": name, "file": target.name, "sha256": sha256_of(target), "variant": "small",
+             "description": describe(entry), "recipe": recipe}
+    if keep_quality:
+        entry["quality"] = current.to_dict()["quality"]
     add_entry(catalog.folder, entry)
 
 

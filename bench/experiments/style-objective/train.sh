@@ -43,8 +43,8 @@ sys.exit(main())' "$@"
 }
 # ---
 
-STEPS=6000       # main stage, lr 1e-3
-FT_STEPS=1000    # optional short stage, lr 1e-4 (as the shipped models had)
+STEPS=${STEPS:-6000}  # main stage, lr 1e-3 (kandinsky ran 6000; the other three 3000: findings.md, plateau)
+FT_STEPS=${FT_STEPS:-1000}  # optional short stage, lr 1e-4 (as the shipped models had)
 INIT=shipped     # "shipped": start from weights/<name>.safetensors (A/B in findings.md); "scratch": random weights
 NAMES=(kandinsky_small starry_night_small the_scream_small wave_small)
 declare -A PAINTING=([kandinsky_small]=composition_vii.jpg [starry_night_small]=starry_night.jpg
