@@ -12,7 +12,9 @@ from samples import smooth_image
 
 from livestyle import Catalog, choose_model, load_model_file, save_model_file, sr_net, transform_net
 from livestyle.cli import main
+from livestyle.engines.export.onnx import export_onnx
 from livestyle.engines.factory import create_engine
+from livestyle.engines.memory import activation_bytes_per_pixel
 from livestyle.engines.tiling import TiledEngine
 from livestyle.errors import TrainingError, WeightsError
 from livestyle.models.rewrites import rewrite_for_inference
@@ -56,14 +58,18 @@ def test_every_convolution_runs_at_the_input_resolution(scale):
     assert len(seen) == 2 + 2 * 2 and set(seen) == {(12, 20)}
 
 
-def test_starts_as_exactly_bicubic():
+@pytest.mark.parametrize("scale", [2, 4, 8])
+@pytest.mark.parametrize("h,w", [(1, 1), (2, 5), (10, 14)])
+def test_starts_as_bicubic_computed_at_the_low_resolution(scale, h, w):
+    # the fixed phase convolution is F.interpolate's bicubic (A = −0.75, edges clamped) to float rounding
     torch.manual_seed(0)
-    x = torch.rand(1, 3, 10, 14)
+    x = torch.rand(2, 3, h, w)
     with torch.no_grad():
-        start = subpixel_sr_net(scale=4, width=8, blocks=1).eval()(x)
-        bicubic = F.interpolate(x, scale_factor=4, mode="bicubic", align_corners=False).clamp(0, 1)
-    assert torch.equal(start, bicubic)
-    assert not torch.allclose(trained_like()(x), bicubic, atol=1e-3)
+        start = subpixel_sr_net(scale=scale, width=8, blocks=1).eval()(x)
+        bicubic = F.interpolate(x, scale_factor=scale, mode="bicubic", align_corners=False).clamp(0, 1)
+        assert (start - bicubic).abs().max().item() < 1e-6
+        assert not torch.allclose(trained_like(scale)(x), bicubic, atol=1e-3)
+    assert "bicubic" not in subpixel_sr_net(scale=scale).state_dict()  # fixed, not a weight in model files
 
 
 def test_gradients_reach_every_parameter():
@@ -111,6 +117,44 @@ def test_onnx_runtime_matches_torch(scale, tmp_path):
             expected = net(x)
         out = engine(x)
         assert out.shape == expected.shape and (out - expected).abs().max().item() < FP32_TOL
+
+
+def test_onnx_graph_has_symbolic_height_and_width_and_no_cubic_resize():
+    pytest.importorskip("onnxruntime")
+    proto = export_onnx(trained_like(8), check=True)
+    dims = [[d.dim_param or d.dim_value for d in value.type.tensor_type.shape.dim]
+            for value in (proto.graph.input[0], proto.graph.output[0])]
+    assert all(isinstance(d, str) for shape in dims for d in (shape[0], shape[2], shape[3])), dims
+    assert dims[0][1] == dims[1][1] == 3
+    # the bicubic skip is a low-resolution convolution, not a Resize on the ×scale grid
+    assert not [node for node in proto.graph.node if node.op_type == "Resize"]
+
+
+def test_openvino_matches_torch(tmp_path):
+    pytest.importorskip("openvino")
+    from livestyle.engines.openvino_engine import OpenVinoEngine
+
+    net = trained_like(4)
+    engine = OpenVinoEngine(net, threads=1, cache_dir=tmp_path)
+    for shape in [(1, 3, 9, 12), (1, 3, 2, 5)]:
+        x = torch.rand(*shape)
+        with torch.no_grad():
+            expected = net(x)
+        out = engine(x)
+        assert out.shape == expected.shape and (out - expected).abs().max().item() < FP32_TOL
+
+
+def test_frames_over_the_memory_budget_run_in_exact_tiles_through_the_chosen_backend(tmp_path):
+    pytest.importorskip("onnxruntime")
+    net = trained_like(4, blocks=2)
+    x = torch.rand(1, 3, 60, 84)
+    with torch.no_grad():
+        whole = net(x)
+    tight = create_engine(net, backend="onnx", device="cpu", cache_dir=tmp_path,
+                          memory_budget=int(activation_bytes_per_pixel(net) * 60 * 84 / 3))
+    out = tight(x)
+    assert "tiled" in tight.name and tight.name.startswith("onnx")  # tiles run on ONNX Runtime, not torch
+    assert out.shape == whole.shape and (out - whole).abs().max().item() < FP32_TOL
 
 
 def test_export_command_takes_it(tmp_path):

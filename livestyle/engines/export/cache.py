@@ -14,8 +14,9 @@ from torch import nn
 
 ENV_CACHE_DIR = "LIVESTYLE_CACHE_DIR"
 # Part of the ONNX cache key: bump when the exported graph changes for the same weights
-# (2: space-to-depth output conv; 3: SR nets edge-pad inputs under 5 px).
-EXPORT_VERSION = 3
+# (2: space-to-depth output conv; 3: SR nets edge-pad inputs under 5 px; 4: SubpixelSRNet's bicubic skip
+# as a low-resolution convolution, not a cubic Resize).
+EXPORT_VERSION = 4
 
 
 def export_graph_version() -> str:
