@@ -7,7 +7,7 @@ Sub-Pixel Convolutional Neural Network", CVPR 2016) of a low-resolution convolut
 bicubic upscale of the input (global residual, Kim et al., VDSR, CVPR 2016), so the work per output
 pixel falls by the square of the scale. The bicubic upscale itself is computed the same way, as a
 fixed convolution at the low resolution onto the same sub-pixel channels: ONNX Runtime's cubic
-Resize took more time than all the network's convolutions (fast-sr/findings.md).
+Resize on the high-resolution grid took about as long as the whole network (fast-sr/findings.md).
 """
 from __future__ import annotations
 
