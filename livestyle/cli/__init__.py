@@ -51,9 +51,9 @@ def _one_line_warning(message, category, filename, lineno, line=None) -> str:
 
 
 def _register() -> None:
-    from livestyle.cli import bench, cam, eval, export, image, importcmd, styles, train, video
+    from livestyle.cli import batch, bench, cam, eval, export, image, importcmd, styles, train, video
 
-    for module in (bench, cam, eval, export, image, importcmd, styles, train, video):
+    for module in (batch, bench, cam, eval, export, image, importcmd, styles, train, video):
         main.add_command(module.command)
 
 

@@ -62,30 +62,18 @@ def command(input_path, output, style, model_file, superres, variant, device, pr
         what = "is an --optimize setting; a model does not use it" if len(given) == 1 else \
             "are --optimize settings; a model does not use them"
         raise click.UsageError(f"{', '.join(given)} {what}")
-    from livestyle.errors import InsufficientMemoryError, is_out_of_memory
-    from livestyle.io.images import read_image, write_image
-    from livestyle.pipeline.still import stylize_image
-    from livestyle.postprocess.effects import FramePostprocess
+    from livestyle.io.images import read_image
+    from livestyle.pipeline.jobs import FrameEffects, run_image
     from livestyle.zoo.choice import choose_model
 
-    image = read_image(input_path)
+    image = read_image(input_path)  # a bad input fails before the model loads
     choice = choose_model(style=style, model_file=model_file, superres=superres,
                           variant=style_variant(variant, device))
     engine = engine_for(choice, backend=backend, device=device, precision=precision, tile=tile, infer_scale=infer_scale,
                         upsample=upsample, compile_net=compile_net, memory_budget=memory_budget)
-    try:
-        result = stylize_image(engine, image)
-    except Exception as exc:  # noqa: BLE001 - only a failed allocation is turned into a message
-        if not is_out_of_memory(exc):
-            raise
-        h, w = image.rgb.shape[:2]
-        raise InsufficientMemoryError(f"not enough memory to run {choice.name} on a {w}×{h} image; "
-                                      "try --tile 512 (or a smaller image)") from exc
-    post = FramePostprocess(strength=strength, preserve_colors=preserve_colors)
-    if not post.is_identity:
-        result.rgb = post(image.rgb, result.rgb)
-    write_image(output, result, inputs=(input_path,))
-    h, w = result.rgb.shape[:2]
+    result = run_image(engine, input_path, output, effects=FrameEffects(strength, preserve_colors),
+                       model_name=choice.name, image=image)
+    w, h = result.width, result.height
     click.echo(f"{choice.name} ({engine.name}): {input_path} → {output} ({w}×{h})", err=True)
 
 

@@ -249,6 +249,23 @@ stabilize_option = click.option(
     "--stabilize", is_flag=True,
     help="Lower flicker: blend with the previous output along the input's optical flow (reset at cuts).")
 
+X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow",
+                "placebo")
+frame_batch_option = click.option("--batch", type=click.IntRange(1, 64), default=None,
+                                  help="Frames per engine call (default: 4 on CUDA, 1 on the CPU).")
+video_encoding_options = compose(
+    click.option("--crf", type=click.IntRange(0, 51), default=18, show_default=True,
+                 help="H.264 quality (lower is better; 0 is lossless)."),
+    click.option("--preset", type=click.Choice(X264_PRESETS), default="veryfast", show_default=True,
+                 help="x264 speed preset."),
+    click.option("--no-audio", is_flag=True, help="Leave the sound out."),
+)
+"""--crf, --preset, --no-audio: how video outputs are encoded (``livestyle.pipeline.jobs.VideoEncoding``)."""
+
+video_options = compose(model_options, engine_options, inference_size_options, effect_options, stabilize_option,
+                        frame_batch_option, video_encoding_options)
+"""Everything `video` takes besides IN, -o and --progress; `batch` takes the same for each video."""
+
 
 # --- losses and reports -------------------------------------------------------------------------
 

@@ -118,6 +118,8 @@ def _check_catalog(catalog: str | None, name: str | None, output: str) -> None:
 def _report(result, output, catalog) -> None:
     from livestyle.zoo.catalog import add_entry
 
+    if result.rank:  # of several training processes (torchrun), rank 0 reports and writes the entry
+        return
     losses = ", ".join(f"{k} {v:.4g}" for k, v in result.final_losses.items())
     click.echo(f"{output}: {result.steps} steps, {result.images_per_second:.1f} images/s, final {losses}", err=True)
     skipped = len(result.skipped_images)
@@ -131,7 +133,11 @@ def _report(result, output, catalog) -> None:
 
 @click.group("train")
 def command() -> None:
-    """Train a style or super-resolution network (Johnson et al. 2016 recipe by default)."""
+    """Train a style or super-resolution network (Johnson et al. 2016 recipe by default).
+
+    On N GPUs (or CPU processes, with gloo): torchrun --nproc_per_node N -m livestyle train …; each
+    process trains on its share of every batch (DistributedDataParallel), rank 0 writes the files.
+    """
 
 
 @command.command("style")

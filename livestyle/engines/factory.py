@@ -59,7 +59,7 @@ def create_engine(model: nn.Module, *, backend: str = "auto", device: str | torc
                   precision: str = "auto", infer_scale: float = 1.0, upsample: str = "guided",
                   compile: bool = False, cache_dir: str | os.PathLike | None = None,
                   progress: Progress | None = None, memory_budget: int | None = None,
-                  variable_scale: bool = False) -> Engine:
+                  variable_scale: bool = False, threads: int | None = None) -> Engine:
     """The engine for ``model``; ``auto`` picks the fastest backend and precision present (see ``engine.name``).
 
     ``precision``: "auto", "fp32", "fp16" (CUDA) or "bf16" (CUDA, or CPUs with native BF16).
@@ -75,6 +75,8 @@ def create_engine(model: nn.Module, *, backend: str = "auto", device: str | torc
     (``MemoryBoundedEngine``; default: the larger of 2 GiB and a quarter of the RAM).
     ``variable_scale`` (style models): wrap in a ReducedResolutionEngine even at ``infer_scale`` 1, so
     that the scale can change while running (the frame-rate governor of live sources).
+    ``threads`` (CPU, a named backend): the engine's threads, e.g. a batch worker's share of the cores
+    (``auto`` times its own thread counts).
     """
     if backend not in BACKENDS:
         raise BackendUnavailableError(f"unknown backend {backend!r}; known: {', '.join(BACKENDS)}")
@@ -89,7 +91,8 @@ def create_engine(model: nn.Module, *, backend: str = "auto", device: str | torc
         engine = TorchEngine(model, device=dev, precision=precision, compile=True, cache_dir=cache_dir)
     else:
         engine = _backend_engine(model, backend=backend, device=dev, precision=precision, cache_dir=cache_dir,
-                                 progress=progress, measure_new_sizes=not variable_scale)
+                                 progress=progress, measure_new_sizes=not variable_scale,
+                                 threads=threads if dev.type == "cpu" else None)
     if dev.type == "cpu" and can_tile(model):
         engine = MemoryBoundedEngine(engine, model, budget=memory_budget)
     if infer_scale != 1.0 or variable_scale:
@@ -99,7 +102,7 @@ def create_engine(model: nn.Module, *, backend: str = "auto", device: str | torc
 
 def _backend_engine(model: nn.Module, *, backend: str, device: torch.device, precision: str,
                     cache_dir: str | os.PathLike | None, progress: Progress | None,
-                    measure_new_sizes: bool = True) -> Engine:
+                    measure_new_sizes: bool = True, threads: int | None = None) -> Engine:
     if backend == "auto":
         if device.type == "cuda":
             if _installed("tensorrt") and precision in ("auto", "fp16"):
@@ -114,15 +117,17 @@ def _backend_engine(model: nn.Module, *, backend: str, device: torch.device, pre
                                  measure_new_sizes=measure_new_sizes)
     precision = "fp32" if precision == "auto" else precision
     if backend == "torch":
-        return TorchEngine(model, device=device, precision=precision)
+        return TorchEngine(model, device=device, precision=precision, threads=threads)
     if backend == "onnx":
         from livestyle.engines.onnx_engine import OnnxRuntimeEngine
 
-        return OnnxRuntimeEngine(model, device=device, precision=precision, cache_dir=cache_dir, progress=progress)
+        return OnnxRuntimeEngine(model, device=device, precision=precision, cache_dir=cache_dir, progress=progress,
+                                 threads=threads)
     if backend == "openvino":
         from livestyle.engines.openvino_engine import OpenVinoEngine
 
-        return OpenVinoEngine(model, device=device, precision=precision, cache_dir=cache_dir, progress=progress)
+        return OpenVinoEngine(model, device=device, precision=precision, cache_dir=cache_dir, progress=progress,
+                              threads=threads)
     from livestyle.engines.tensorrt_engine import TensorRTEngine
 
     return TensorRTEngine(model, device=device, precision=precision, cache_dir=cache_dir)

@@ -130,14 +130,15 @@ class VideoFileSink:
     ``output``; ``close("interrupted")`` keeps the playable part as :func:`partial_path` (or as
     ``output`` when ``partial_on_interrupt`` is False: a recording has no "complete"); a failed run
     leaves nothing behind; ``output`` may not be ``audio_from`` or one of ``inputs``. Frames of odd
-    width/height are padded by one edge pixel (4:2:0 needs even sizes).
+    width/height are padded by one edge pixel (4:2:0 needs even sizes). ``container_options``: the
+    muxer's own options (FFmpeg's names), e.g. MP4 timescales that keep every timestamp exact.
     """
 
     needs_main_thread = False
 
     def __init__(self, output: str | os.PathLike, *, rate: Fraction, audio_from: str | os.PathLike | None = None,
                  audio_stream: int | None = None, crf: int = 18, preset: str = "veryfast",
-                 partial_on_interrupt: bool = True, inputs: tuple = ()):
+                 partial_on_interrupt: bool = True, inputs: tuple = (), container_options: dict | None = None):
         import av
 
         self.output = check_output_path(output, audio_from, *inputs)
@@ -149,7 +150,8 @@ class VideoFileSink:
         self.frames_written = 0
         self._tmp = temporary_path(self.output)
         try:
-            self._container = av.open(str(self._tmp), "w", format=_format_for(self.output))
+            self._container = av.open(str(self._tmp), "w", format=_format_for(self.output),
+                                      options=dict(container_options or {}))
         except (av.FFmpegError, ValueError) as exc:
             self._tmp.unlink(missing_ok=True)
             raise OutputError(f"cannot write {self.output}: {exc}") from exc

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -17,6 +18,7 @@ from livestyle.engines.device import synchronize
 from livestyle.errors import TrainingError
 from livestyle.io.progress import Progress
 from livestyle.training.checkpoints import CHECKPOINT_FORMAT, check_same_run, load_checkpoint, save_checkpoint
+from livestyle.training.distributed import any_rank, check_batch, from_main, mean_over_ranks, ranks, shard, wrap
 from livestyle.training.precision import Precision, choose_precision_and_layout
 from livestyle.training.recipes import RunOptions
 from livestyle.training.signals import StopBetweenSteps, TrainingInterrupted
@@ -37,6 +39,7 @@ class TrainingResult:
     skipped_images: list[str] = field(default_factory=list)
     dataset_images: int = 0
     entry: dict | None = None
+    rank: int = 0  # of the training processes (torchrun); rank 0 writes the files
 
 
 class TrainingLoop:
@@ -45,6 +48,7 @@ class TrainingLoop:
     ``recipe`` (a JSON-ready dict) identifies the run in its checkpoints, so that ``--resume``
     continues only the same run, bit for bit on the CPU. ``data_info``: the training photos' count
     and skipped files. ``on_log(step, values)`` sees every logged step.
+    Started by torchrun, each process trains on its slice of every batch (``training.distributed``).
     """
 
     def __init__(self, task, recipe: dict, *, iterations: int, lr: float, seed: int, device: torch.device,
@@ -52,6 +56,8 @@ class TrainingLoop:
                  on_log: Callable[[int, dict[str, float]], None] | None = None):
         self.task, self.recipe, self.iterations, self.device = task, recipe, iterations, device
         self.data_info, self.on_log = data_info, on_log
+        self.ranks = ranks()
+        check_batch(task.batch_size, self.ranks)
         state = self.resume_state(options)
         if state is not None and state.get("device_type") == device.type:
             # On the same kind of device, "auto" keeps the run's own choices.
@@ -59,7 +65,8 @@ class TrainingLoop:
             options = replace(options, amp=state["amp"] if options.amp == "auto" else options.amp,
                               channels_last=saved_layout if options.channels_last == "auto" else options.channels_last)
         self.options = options
-        self.amp, self.channels_last, self.layout_timings = choose_precision_and_layout(task, options, device)
+        chosen = choose_precision_and_layout(task, options, device) if self.ranks.is_main else None
+        self.amp, self.channels_last, self.layout_timings = from_main(chosen, self.ranks)  # timed once, on rank 0
         task.set_layout(self.channels_last)
         self.precision = Precision(self.amp, device)
         self.optimizer = torch.optim.Adam(task.model.parameters(), lr=lr)
@@ -68,6 +75,8 @@ class TrainingLoop:
         self.start_step, self.seconds_before, self.images_before = 0, 0.0, 0
         if state is not None:
             self.restore(state)
+        if self.ranks.active:  # after the restore: DDP starts every rank from rank 0's weights
+            task.trainer = wrap(task.model, device)
         self._pending: list[tuple[torch.Tensor, dict[str, torch.Tensor]]] = []
         self._window_start, self._window_images = 0.0, 0
 
@@ -97,17 +106,21 @@ class TrainingLoop:
     # --- one step ---------------------------------------------------------------------------------
     def step(self) -> None:
         """One optimisation step; the loss terms are kept as tensors until the next log."""
-        total, terms = self.task.optimize(self.task.batch(self.generator), self.optimizer, self.precision)
-        self._window_images += self.task.batch_size
+        # Every rank draws the same global batch and trains on its slice: the data order is N's own.
+        batch = shard(self.task.batch(self.generator), self.ranks)
+        total, terms = self.task.optimize(batch, self.optimizer, self.precision)
+        self._window_images += self.task.batch_size  # the global batch: the images of all ranks together
         # Reading a loss waits for a GPU, so the terms are read only when logged.
         self._pending.append((total, terms))
 
     # --- log --------------------------------------------------------------------------------------
     def log(self, step: int, bar) -> None:
         """Average the terms since the last log into the history and the progress bar."""
-        values = {"total": float(torch.stack([t for t, _ in self._pending]).float().mean())}
-        for key in self._pending[0][1]:
-            values[key] = float(torch.stack([d[key].float() for _, d in self._pending]).mean())
+        keys = ["total", *self._pending[0][1]]
+        means = [torch.stack([t for t, _ in self._pending]).float().mean()]
+        means += [torch.stack([d[key].float() for _, d in self._pending]).mean() for key in keys[1:]]
+        # Each rank's loss is on its slice; their mean is the loss on the whole batch.
+        values = dict(zip(keys, mean_over_ranks(torch.stack(means), self.ranks).tolist()))
         self._pending.clear()
         if not math.isfinite(values["total"]):
             raise TrainingError(f"loss became {values['total']} by step {step}; lower --lr or the loss weights")
@@ -123,7 +136,9 @@ class TrainingLoop:
 
     # --- checkpoint -------------------------------------------------------------------------------
     def checkpoint(self, step: int, seconds: float) -> None:
-        """Write the run's whole state to ``options.checkpoint`` (atomically)."""
+        """Write the run's whole state to ``options.checkpoint`` (atomically; rank 0 only: the ranks agree)."""
+        if not self.ranks.is_main:
+            return
         save_checkpoint(self.options.checkpoint, {
             "format": CHECKPOINT_FORMAT, "task": self.task.name, "recipe": json.dumps(self.recipe, sort_keys=True),
             "step": step, "seconds": seconds,
@@ -139,6 +154,8 @@ class TrainingLoop:
     def preview(self, step: int) -> None:
         from livestyle.io.images import Image, write_image
 
+        if not self.ranks.is_main:
+            return
         self.task.model.eval()  # as at inference: batch norms use (and do not update) their running statistics
         rgb = self.task.preview().astype(np.float32)
         write_image(Path(self.options.preview_dir) / f"{self.task.name}_{step:07d}.png", Image(rgb))
@@ -153,8 +170,8 @@ class TrainingLoop:
             except OSError as exc:
                 raise TrainingError(f"cannot create preview folder {options.preview_dir}: {exc.strerror}") from exc
         self.task.model.train()
-        bar = Progress(iterations, initial=self.start_step, enabled=options.progress, unit="it",
-                       desc=f"train {self.task.name}")
+        bar = Progress(iterations, initial=self.start_step, enabled=options.progress and self.ranks.is_main,
+                       unit="it", desc=f"train {self.task.name}")
         synchronize(self.device)
         run_start = self._window_start = time.perf_counter()
         step = self.start_step
@@ -164,12 +181,17 @@ class TrainingLoop:
             for step in range(self.start_step + 1, iterations + 1):
                 self.step()
                 out_of_time = options.time_limit_s is not None and time.perf_counter() - run_start > options.time_limit_s
+                stopping = stop.requested is not None
+                if self.ranks.active:  # all ranks stop at the same step, or the others would wait forever
+                    out_of_time, stopping = any_rank([out_of_time, stopping], self.ranks, self.device)
+                    if stopping:
+                        stop.requested = stop.requested or signal.SIGINT
                 if step % options.log_every == 0 or step == iterations or out_of_time:
                     self.log(step, bar)
                 bar.update(1)
                 if options.preview_dir and options.preview_every and step % options.preview_every == 0:
                     self.preview(step)
-                if out_of_time or stop.requested:
+                if out_of_time or stopping or (stop.requested and not self.ranks.active):  # one process: at once
                     break
                 if options.checkpoint and options.checkpoint_every and step % options.checkpoint_every == 0 \
                         and step != iterations:
@@ -197,5 +219,6 @@ class TrainingLoop:
         images = (step - self.start_step) * self.task.batch_size
         return TrainingResult(self.task.model.eval(), step, final, images / max(seconds, 1e-9),
                               self.seconds_before + seconds, self.amp, self.channels_last, self.history,
-                              self.data_info.get("skipped", []), self.data_info.get("images", 0), entry=extra or None)
+                              self.data_info.get("skipped", []), self.data_info.get("images", 0), entry=extra or None,
+                              rank=self.ranks.rank)
 

@@ -23,6 +23,7 @@ from livestyle.quality.style_eval import style_quality
 from livestyle.quality.superres_eval import dataset_images, evaluate_superres
 from livestyle.training.checkpoints import load_initial_weights
 from livestyle.training.data import ImageBank, decode_images
+from livestyle.training.distributed import barrier, ranks, start as start_distributed, stop as stop_distributed
 from livestyle.training.loop import TrainingLoop, TrainingResult
 from livestyle.training.recipes import (RunOptions, StyleRecipe, SuperResRecipe, style_objective_config,
                                         superres_objective_config)
@@ -67,8 +68,9 @@ def _check_learning_rate(lr: float) -> None:
 
 
 def _prepare_device(options: RunOptions, seed: int) -> torch.device:
-    """The run's device, seeded for the network's initial weights, with cuDNN autotuning and TF32 on CUDA."""
-    device = resolve_device(options.device)
+    """The run's device, seeded for the network's initial weights, with cuDNN autotuning and TF32 on CUDA;
+    where torchrun started several processes, this one's (after joining their process group)."""
+    device = start_distributed(resolve_device(options.device))
     torch.manual_seed(seed)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
@@ -112,7 +114,7 @@ def train_style(recipe: StyleRecipe, output: str | os.PathLike, options: RunOpti
     recipe_dict["objective"] = task.config.to_dict()
     result, entry = _train(task, recipe_dict, output, options, device, data_info, name=name, variant=variant,
                            init=init, on_log=on_log)
-    if quality_images:  # after the model is on disk: this can take minutes (Gatys)
+    if quality_images and entry is not None:  # after the model is on disk: this can take minutes (Gatys)
         entry["quality"] = style_quality(result.model, task.objective, quality_images, device, gatys_iterations)
         write_json(output.with_suffix(".json"), entry)
     result.entry = entry
@@ -148,7 +150,7 @@ def train_superres(recipe: SuperResRecipe, output: str | os.PathLike, options: R
     task = SuperResTask(recipe, objective, bank, device, center_crop(bank, recipe.patch_size, device))
     result, entry = _train(task, recipe.to_dict(), output, options, device, data_info, name=name, variant=variant,
                            init=init, on_log=on_log)
-    if quality_sets:  # after the model is on disk
+    if quality_sets and entry is not None:  # after the model is on disk
         entry["quality"] = evaluate_superres(result.model, quality_sets, device=device)
         write_json(output.with_suffix(".json"), entry)
     result.entry = entry
@@ -156,19 +158,36 @@ def train_superres(recipe: SuperResRecipe, output: str | os.PathLike, options: R
 
 
 def _train(task: Task, recipe: dict, output: Path, options: RunOptions, device: torch.device, data_info: dict, *,
-           name: str | None, variant: str, init: str | None, on_log) -> tuple[TrainingResult, dict]:
-    """Run the loop on ``task``, then write the model and its entry (quality not measured yet)."""
+           name: str | None, variant: str, init: str | None, on_log) -> tuple[TrainingResult, dict | None]:
+    """Run the loop on ``task``, then write the model and its entry (quality not measured yet). Of
+    several training processes (torchrun), rank 0 writes them; the others return no entry."""
     if init:
         recipe["init"] = load_initial_weights(task.model, init)
     loop = TrainingLoop(task, recipe, iterations=recipe["iterations"], lr=recipe["lr"], seed=recipe["seed"],
                         device=device, options=options, data_info=data_info, on_log=on_log)
-    result = loop.run()
+    try:
+        result = loop.run()
+        if ranks().is_main:
+            entry = _write_model(task, recipe, output, result, device, name=name, variant=variant)
+        else:
+            entry = None
+        barrier(ranks())  # the others end once the model is on disk
+    finally:
+        stop_distributed()
+    return result, entry
+
+
+def _write_model(task: Task, recipe: dict, output: Path, result: TrainingResult, device: torch.device, *,
+                 name: str | None, variant: str) -> dict:
+    """Write the trained model and its catalog entry (``OUT.json``); returns the entry."""
     name = name or output.stem
     model = result.model.to(memory_format=torch.contiguous_format)
     with atomic_output(output) as tmp:
         sha = save_model_file(model, tmp, **{"livestyle.name": name})
     words = task.describe(recipe["dataset"])
     trained_on = device_label(device) + (f", {torch.get_num_threads()} threads" if device.type == "cpu" else "")
+    if ranks().active:
+        trained_on += f"; {ranks().world_size} processes (DistributedDataParallel)"
     recipe = {k: v for k, v in recipe.items() if k != "loss_net_weights"}  # a local path; its sha256 is kept
     recipe = {**recipe, **words["recipe"],
               "dataset": {"source": Path(recipe["dataset"]).name, "images": result.dataset_images,
@@ -180,4 +199,4 @@ def _train(task: Task, recipe: dict, output: Path, options: RunOptions, device: 
              "sha256": sha, "variant": variant, "description": words["description"], "recipe": recipe,
              "quality": {}, "credit": words["credit"], "licence": words["licence"]}
     write_json(output.with_suffix(".json"), entry)
-    return result, entry
+    return entry

@@ -44,6 +44,12 @@ class Task:
     batch_size: int
     objective: PerceptualObjective | None = None
     channels_last: bool = False
+    trainer: nn.Module | None = None  # ``model`` under DistributedDataParallel when many processes train
+
+    def forward(self, batch: torch.Tensor) -> torch.Tensor:
+        """The network on a training batch, through ``trainer`` where there is one (its gradients are
+        then averaged over the processes)."""
+        return (self.trainer or self.model)(batch)
 
     def set_layout(self, channels_last: bool) -> None:
         """Put the model, the loss network and every batch in channels_last (NHWC) or the default layout."""
@@ -98,7 +104,7 @@ class StyleTask(Task):
         return _to_layout(self.data.batch(self.batch_size, generator), self.channels_last)
 
     def loss(self, content):
-        terms = self.objective(self.model(content), content)
+        terms = self.objective(self.forward(content), content)
         return terms.total, {"content": terms.content, "style": terms.style, "tv": terms.tv}
 
     @torch.no_grad()
@@ -138,7 +144,7 @@ class SuperResTask(Task):
 
     def loss(self, batch):
         low, high = batch
-        output = self.model(low)
+        output = self.forward(low)
         if self.objective is not None:
             terms = self.objective(output, high)
             return terms.total, {"feat": terms.content, "tv": terms.tv}

@@ -25,11 +25,30 @@ def save_model_file(model: nn.Module, path: str | os.PathLike, **extra_metadata:
     Written as bytes by Python, so the file gets the usual permissions (umask); safetensors' own
     ``save_file`` creates it readable by its owner only.
     """
+    Path(path).write_bytes(model_bytes(model, **extra_metadata))
+    return sha256_of(path)
+
+
+def model_bytes(model: nn.Module, **extra_metadata: str) -> bytes:
+    """``model`` as the bytes of a self-describing safetensors file (what ``save_model_file`` writes)."""
     from safetensors.torch import save
 
     state = {k: v.detach().float().contiguous().cpu() for k, v in model.state_dict().items()}
-    Path(path).write_bytes(save(state, metadata=model_metadata(model, **extra_metadata)))
-    return sha256_of(path)
+    return save(state, metadata=model_metadata(model, **extra_metadata))
+
+
+def load_model_bytes(data: bytes) -> tuple[nn.Module, dict[str, str]]:
+    """The model in ``model_bytes``' output (no pickle). Returns (model in eval mode, metadata)."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load
+
+    try:
+        header_size = int.from_bytes(data[:8], "little")
+        metadata = json.loads(data[8:8 + header_size]).get("__metadata__") or {}
+        state = load(data)
+    except (SafetensorError, ValueError, UnicodeDecodeError) as exc:
+        raise WeightsError(f"not a readable safetensors model ({exc})") from exc
+    return _build(state, metadata, "the model sent"), metadata
 
 
 def load_model_file(path: str | os.PathLike) -> tuple[nn.Module, dict[str, str]]:
@@ -59,11 +78,16 @@ def load_model_file(path: str | os.PathLike) -> tuple[nn.Module, dict[str, str]]
         state = load_file(str(path))
     except (SafetensorError, OSError, ValueError) as exc:
         raise WeightsError(f"{path} is not a readable safetensors model file ({exc})") from exc
+    return _build(state, metadata, path), metadata
+
+
+def _build(state: dict, metadata: dict[str, str], what) -> nn.Module:
+    """The network a livestyle safetensors file's metadata states, with its weights, in eval mode."""
     if "livestyle.task" not in metadata or "livestyle.arch" not in metadata:
-        raise WeightsError(f"{path} is not a livestyle model file (its metadata states no task/architecture)")
+        raise WeightsError(f"{what} is not a livestyle model file (its metadata states no task/architecture)")
     model = build_model(metadata["livestyle.task"], json.loads(metadata["livestyle.arch"]))
     try:
         model.load_state_dict(state)
     except RuntimeError as exc:
-        raise WeightsError(f"{path}: weights do not match the architecture its metadata states") from exc
-    return model.eval(), metadata
+        raise WeightsError(f"{what}: weights do not match the architecture its metadata states") from exc
+    return model.eval()
