@@ -29,7 +29,7 @@ def ray_local():
     ray = pytest.importorskip("ray", reason="Ray is the `cluster` extra")
     import logging
 
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING)
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR)
     yield ray
     ray.shutdown()
 
@@ -129,6 +129,21 @@ def test_without_ray_batch_says_in_one_line_how_to_install_it(tmp_path, monkeypa
                                        "--model", str(tiny_style_file)])
     assert result.exit_code == 1
     assert result.output.strip() == "livestyle: error: livestyle batch needs Ray: pip install 'livestyle[cluster]'"
+
+
+def test_an_address_that_nothing_answers_is_one_line_at_once_not_minutes_of_retries():
+    import socket
+
+    from livestyle.cluster.runner import check_reachable
+    from livestyle.errors import BackendUnavailableError
+
+    with socket.socket() as probe:  # a port that was free a moment ago
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with pytest.raises(BackendUnavailableError, match="cannot reach the Ray cluster at 127.0.0.1"):
+        check_reachable(f"127.0.0.1:{port}", timeout_s=2)
+    with pytest.raises(BackendUnavailableError, match="auto or HOST:PORT"):
+        check_reachable("headnode")
 
 
 # --- on a local Ray --------------------------------------------------------------------------------

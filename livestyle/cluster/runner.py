@@ -23,6 +23,9 @@ from livestyle.cluster.worker import FileWorker, ProgressBoard
 from livestyle.errors import BackendUnavailableError, LivestyleError
 
 POLL_S = 0.5
+# Ray ≥ 2.59 starts clusters with token authentication on; a driver that joins one by address needs it too.
+AUTH_HINT = ("; if it uses token authentication, set RAY_AUTH_MODE=token here, with its token in "
+             "~/.ray/auth_token or RAY_AUTH_TOKEN (`ray get-auth-token` on the head prints it)")
 CANCEL_WAIT_S = 15.0  # after Ctrl-C: how long running jobs get to stop and clean up before workers are killed
 
 
@@ -65,17 +68,35 @@ def connect(address: str | None, say: Callable[[str], None]) -> bool:
     ray = import_ray()
     if ray.is_initialized():
         return False
+    if address not in (None, "auto"):
+        check_reachable(address)
     try:
         if address is None:  # Ray's own notices (e.g. on cluster security) do not concern a private instance
-            ray.init(include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR)
+            ray.init(address="local", include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR)
         else:
             ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING)
     except (ConnectionError, RuntimeError, ValueError) as exc:
-        raise BackendUnavailableError(f"cannot reach the Ray cluster at {address}: {exc}".splitlines()[0]) from exc
+        hint = "" if address in (None, "auto") else AUTH_HINT
+        raise BackendUnavailableError(f"cannot reach the Ray cluster at {address}: {exc}".splitlines()[0]
+                                      + hint) from exc
     resources = ray.cluster_resources()
     say(f"Ray {'local instance' if address is None else 'cluster ' + address}: {len(ray.nodes())} node(s), "
         f"{resources.get('CPU', 0):g} CPUs, {resources.get('GPU', 0):g} GPUs")
     return True
+
+
+def check_reachable(address: str, timeout_s: float = 5.0) -> None:
+    """A HOST:PORT (or ray://HOST:PORT) that accepts a connection; ray.init would retry for minutes."""
+    import socket
+
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        raise BackendUnavailableError(f"--address takes auto or HOST:PORT, not {address!r}")
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout_s).close()
+    except OSError as exc:
+        raise BackendUnavailableError(f"cannot reach the Ray cluster at {address}: {exc.strerror or exc}; "
+                                      "is `ray start --head` running there?") from exc
 
 
 def worker_count(options: ClusterOptions, jobs: int) -> int:
