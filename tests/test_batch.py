@@ -29,9 +29,12 @@ def ray_local():
     ray = pytest.importorskip("ray", reason="Ray is the `cluster` extra")
     import logging
 
+    handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
     ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR)
     yield ray
     ray.shutdown()
+    for sig, handler in handlers.items():  # ray.init leaves its own SIGTERM handler behind
+        signal.signal(sig, handler)
 
 
 def clip(shared_data, name):
@@ -144,6 +147,22 @@ def test_an_address_that_nothing_answers_is_one_line_at_once_not_minutes_of_retr
         check_reachable(f"127.0.0.1:{port}", timeout_s=2)
     with pytest.raises(BackendUnavailableError, match="auto or HOST:PORT"):
         check_reachable("headnode")
+
+
+def test_a_batch_that_starts_its_own_ray_stops_it_and_gives_back_the_signal_handlers(tmp_path, tiny_style_file):
+    """ray.init installs a SIGTERM handler in the calling process; a later `video` in the same process
+    must still hear SIGTERM as itself."""
+    ray = pytest.importorskip("ray", reason="Ray is the `cluster` extra")
+    assert not ray.is_initialized()  # runs before the module's shared Ray starts
+    photo = tmp_path / "photo.png"
+    cv2 = pytest.importorskip("cv2")
+    cv2.imwrite(str(photo), np.full((24, 32, 3), 128, np.uint8))
+    before = signal.getsignal(signal.SIGTERM)
+    result = batch(photo, "-o", tmp_path / "out", "--model", tiny_style_file, "--workers", "1")
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "out" / "photo.png").is_file()
+    assert not ray.is_initialized()
+    assert signal.getsignal(signal.SIGTERM) is before
 
 
 # --- on a local Ray --------------------------------------------------------------------------------

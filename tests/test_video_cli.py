@@ -374,6 +374,7 @@ def test_sigterm_stops_like_ctrl_c_and_keeps_a_playable_partial_file(tmp_path, t
     hidden, unplayable temporary file and no partial video."""
     clip = make_clip(tmp_path / "long.mp4", frames=40, size=(64, 48), fps=30)
     out = tmp_path / "out.mp4"
+    before = signal.getsignal(signal.SIGTERM)
     signal_while_writing(monkeypatch, signal.SIGTERM, 8)
     result = run("video", clip, "-o", out, "--model", tiny_style_file, "--no-progress")
     assert result.exit_code == 128 + signal.SIGTERM, result.stderr
@@ -381,7 +382,7 @@ def test_sigterm_stops_like_ctrl_c_and_keeps_a_playable_partial_file(tmp_path, t
     assert 8 <= len(read_clip(kept)["frames"]) < 40
     assert "stopped by SIGTERM" in result.stderr and str(kept) in result.stderr
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".out.")]
-    assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL  # restored after the run
+    assert signal.getsignal(signal.SIGTERM) == before  # restored after the run
 
 
 def stream_end_s(path: Path, kind: str) -> tuple[float, float]:

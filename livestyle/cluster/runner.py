@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import glob
 import shutil
+import signal
+import threading
 import time
 from collections import deque
 from collections.abc import Callable
@@ -296,10 +298,24 @@ def _remove_empty(folder: Path) -> None:
 def run_batch(plans: list[FilePlan], manifest: Manifest, payload: ModelPayload, settings: JobSettings,
               options: ClusterOptions, *, say: Callable[[str], None], progress: bool = True) -> BatchResult:
     """Run ``plans`` on Ray (joined or started here, and stopped again if started here)."""
+    handlers = _signal_handlers()
     started_here = connect(options.address, say)
     try:
         result = BatchRun(plans, manifest, payload, settings, options, say=say, progress=progress).run()
     finally:
         if started_here:
             import_ray().shutdown()
+            _restore_signal_handlers(handlers)  # ray.init installs its own SIGTERM handler in this process
     return result
+
+
+def _signal_handlers() -> dict:
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+    return {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+
+
+def _restore_signal_handlers(handlers: dict) -> None:
+    for sig, handler in handlers.items():
+        if handler is not None:  # None: set outside Python, cannot be put back from here
+            signal.signal(sig, handler)
