@@ -1,7 +1,7 @@
 """Ship retrained style models into the catalog, keeping each model they replace as NAME_v1.
 
     python bench/assets/ship_styles.py --trained bench/experiments/style-objective/train \
-        [--names kandinsky_small,starry_night_small] [--suffix _ft] [--weights weights]
+        [--names kandinsky_small,starry_night_small] [--suffix _deep12] [--weights weights]
 
 For each name whose trained run finished all its steps (``<trained>/<name><suffix>.json`` is the
 entry `livestyle train` wrote): the catalog's current model is copied to ``NAME_v1.safetensors`` with
@@ -48,33 +48,41 @@ def retire(catalog: Catalog, name: str) -> None:
     add_entry(catalog.folder, entry)
 
 
-def describe(entry: dict) -> str:
+def describe(entry: dict, start: str) -> str:
     """The catalog description of a model trained by train.sh: the painting, then how it was trained."""
     r, objective = entry["recipe"], entry["recipe"]["objective"]
     painting = entry["description"].split(":")[0]
-    start = "from the previous model" if r.get("init") else "from random weights"
+    deep = [t for t in objective["style_taps"] if t in ("fire6", "fire7", "fire8", "fire9")]
+    taps = f", deep taps {deep[0]}–{deep[-1]}" if deep else ""
     return (f"{painting}: small real-time variant (width {r['width']}, pixel-shuffle architecture), CPU-trained "
-            f"\u2014 {r['steps']:,} steps of batch {r['batch_size']} at {r['image_size']}\u00b2 at Adam {r['lr']:g} "
+            f"— {r['steps']:,} steps of batch {r['batch_size']} at {r['image_size']}² at Adam {r['lr']:g} "
             f"{start}, with issue 23's objective (style weight {objective['style_weight']:g}, style image at "
-            f"{objective['style_size']} px; bench/experiments/style-objective/findings.md); the paper trains 40k")
+            f"{objective['style_size']} px{taps}; bench/experiments/style-objective/findings.md); the paper trains 40k")
 
 
-def install(catalog: Catalog, name: str, model: Path, entry: dict) -> None:
+def install(catalog: Catalog, name: str, model: Path, entry: dict, trained: Path) -> None:
     """The trained model becomes NAME: its file over NAME.safetensors, its entry in NAME's place.
 
-    The recipe's ``init`` names the kept NAME_v1 file when that is what training started from; a
-    model shipped again unchanged keeps the quality figures style_quality.py measured for it.
+    The recipe's ``init`` names the file training started from where it is kept: the NAME_v1 file, or
+    an earlier run in ``trained`` (``trained/NAME.safetensors``, when a probe went on from it). A model
+    shipped again unchanged keeps the quality figures style_quality.py measured for it.
     """
     target = catalog.folder / f"{name}.safetensors"
     current = catalog.entries.get(name)
     keep_quality = current is not None and current.sha256 == entry["sha256"] and "quality" in current.to_dict()
-    copy_into(model, target)
     recipe = dict(entry["recipe"])
-    retired = catalog.folder / f"{name}{RETIRED}.safetensors"
+    start = "from the previous model" if recipe.get("init") else "from random weights"
+    retired, earlier = catalog.folder / f"{name}{RETIRED}.safetensors", trained / f"{name}.safetensors"
     if recipe.get("init") and retired.is_file() and sha256_of(retired) == recipe["init"]["sha256"]:
         recipe["init"] = {**recipe["init"], "file": retired.name}
+    elif recipe.get("init") and earlier.is_file() and earlier != model and sha256_of(earlier) == recipe["init"]["sha256"]:
+        recipe["init"] = {**recipe["init"], "file": str(earlier.resolve().relative_to(ROOT))}
+        before = json.loads(earlier.with_suffix(".json").read_text(encoding="utf-8"))["recipe"]
+        start = (f"from {recipe['init']['file']} ({before['steps']:,} steps on the objective without the deep taps, "
+                 f"from {name}{RETIRED})")
+    copy_into(model, target)
     entry = {**entry, "name": name, "file": target.name, "sha256": sha256_of(target), "variant": "small",
-             "description": describe(entry), "recipe": recipe}
+             "description": describe(entry, start), "recipe": recipe}
     if keep_quality:
         entry["quality"] = current.to_dict()["quality"]
     add_entry(catalog.folder, entry)
@@ -84,7 +92,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--trained", type=Path, required=True, help="Folder of trained models and their entries.")
     parser.add_argument("--names", default="kandinsky_small,starry_night_small,the_scream_small,wave_small")
-    parser.add_argument("--suffix", default="", help="Which trained run: '' (main) or '_ft' (fine-tuned).")
+    parser.add_argument("--suffix", default="", help="Which trained run: '' (main), '_deep12' or '_ft'.")
     parser.add_argument("--weights", type=Path, default=ROOT / "weights", help="The catalog folder.")
     args = parser.parse_args()
     for name in args.names.split(","):
@@ -98,7 +106,7 @@ def main() -> None:
             continue
         catalog = Catalog(args.weights)
         retire(catalog, name)
-        install(Catalog(args.weights), name, model, entry)
+        install(Catalog(args.weights), name, model, entry, args.trained)
         print(f"{name}: shipped {model.name} ({entry['recipe']['steps']} steps); the previous model is {name}{RETIRED}")
 
 

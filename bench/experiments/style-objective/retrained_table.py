@@ -3,7 +3,7 @@
     python bench/experiments/style-objective/retrained_table.py   → results/retrained/table.md
 
 eval.json holds what `run.py eval-models` measured (see findings.md): for each style, the shipped model
-(weights/NAME.safetensors), the one it replaced (NAME_v1) and any trial (e.g. a width-16 net), each on
+(weights/NAME.safetensors), the one it replaced (NAME_v1) and any trial (a width-16 net, the probes of heavier or deeper objectives), each on
 chicago and hoovertowernight, at the study's main geometry (photos at short side 170, Gatys cells of
 the chosen setting beside them) and at training's (short side 256). All scored with the chosen
 objective. Per model and geometry the table gives the means over the two photos; the ratios are
@@ -18,6 +18,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 RETIRED = "_v1"
+VARIANT = "_small"  # every model here is a small variant: kandinsky_small, kandinsky_small_v1, kandinsky_small_w16, ...
 
 
 def mean(values: list[float]) -> float:
@@ -55,7 +56,7 @@ def main() -> int:
         for style, proto, stem in sorted(groups):
             if proto != protocol or stem.endswith(RETIRED):
                 continue
-            name = stem.split("_w16")[0]
+            name = stem[:stem.index(VARIANT) + len(VARIANT)]  # a trial (NAME_w16, NAME_sw0.003, ...) vs NAME_v1
             new, old = figures(style, protocol, stem), figures(style, protocol, name + RETIRED)
             if old is None:
                 continue

@@ -14,6 +14,9 @@ hoovertowernight.jpg, L-BFGS with the project's own objective code (``ObjectiveC
   stage 2 (STAGE2, chosen from stage 1): style size 384, 512 for today's taps at x1, x3; and
       deepq   conv1,fire2..fire9   today's + the deep taps at 1/4 of their balanced weight
     at style size 256, 384, 512, x1                                            (7 settings)
+  stage 3 (STAGE3, after training): the objective the networks train with,
+      deep12  conv1,fire2..fire9   today's + the deep taps at 1/12 of their balanced weight
+    at x3 and style size 384 (1 setting; at x3 the deep taps weigh what they do in deepq x1)
 "balanced": each deep tap's weight makes its raw Gram loss for a photo against a painting about 1e7,
 as today's weights do for conv1..fire5 (raw losses, 384x256 photos vs 256-px paintings: fire6 ~2e6,
 fire7 ~1e5, fire8 ~8e4, fire9 ~2.5e3). Content weight 1 (fire4) and TV 1e4 are today's throughout.
@@ -45,7 +48,7 @@ cache/; finished cells are skipped on a re-run.
 
 Run from the repository root, one thread:
     OMP_NUM_THREADS=1 python bench/experiments/style-objective/run.py      # stages 1 and 2
-    ... run.py --stage 1|2|final [--protocol pilot] [--sheets-only]
+    ... run.py --stage 1|2|3|final [--protocol pilot] [--sheets-only]
 Time, one thread of the AMD EPYC here (2 cores, the other one busy with other work): main cells
 take 14-44 s per photo, depending on the other core's load (stage 1: 128 cells, 52 min here;
 stage 2: 56 cells, ~25 min); the pilot (52 cells) took ~15 min more: about 1.5 h in all.
@@ -66,6 +69,7 @@ import shutil
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
@@ -116,13 +120,20 @@ TAPSETS = {  # name → per-tap weights (the keys are the style taps)
     "deep4": {**TODAY, **{t: 4 * w for t, w in DEEP_BALANCED.items()}},
     "coarse": {"conv1": 20.0, "fire5": 5.0, **DEEP_BALANCED},
     "deepq": {**TODAY, **{t: w / 4 for t, w in DEEP_BALANCED.items()}},  # added for stage 2
+    # added for stage 3, after training (findings.md): at x3, the deep taps' absolute weight is deepq x1's
+    "deep12": {**TODAY, **{t: w / 12 for t, w in DEEP_BALANCED.items()}},
 }
+STAGE1_TAPSETS = ("today", "deep", "deep4", "coarse")
 FACTORS = (1, 3, 10, 30)  # style weight = factor × BASE_STYLE_WEIGHT
 STAGE1_SIZE = 256
 # Stage 2, chosen after looking at the stage-1 sheets (findings.md): tap setting → (style sizes, factors).
 # From noise, x10 and x30 left no scene for any tap setting, and every deep-tap setting of stage 1
 # lost the scene and washed out the colours already at x1: hence deepq, the deep taps at 1/4 of "deep".
 STAGE2 = {"today": ((384, 512), (1, 3)), "deepq": ((256, 384, 512), (1,))}
+# Stage 3, after training (findings.md): the networks trained on the chosen objective lowered the deep-tap
+# loss much less than Gatys does, so the objective they train with adds the deep taps (deep12 x3, style 384);
+# Gatys on it, beside the chosen cell.
+STAGE3 = {"deep12": ((384,), (3,))}
 # The setting chosen per style after looking at the sheets (findings.md): (tapset, factor, style size).
 CHOSEN = {
     "kandinsky": ("today", 3, 384),
@@ -326,9 +337,10 @@ class Study:
 
     def stage_settings(self, stage: str, style: str) -> list[tuple]:
         if stage == "1":
-            return [(t, f, STAGE1_SIZE) for t in TAPSETS for f in FACTORS]
-        if stage == "2":
-            return [(t, f, s) for t, (sizes, factors) in STAGE2.items() for s in sizes for f in factors]
+            return [(t, f, STAGE1_SIZE) for t in STAGE1_TAPSETS for f in FACTORS]
+        if stage in ("2", "3"):
+            plan = STAGE2 if stage == "2" else STAGE3
+            return [(t, f, s) for t, (sizes, factors) in plan.items() for s in sizes for f in factors]
         return list(dict.fromkeys([TODAY_SETTING, CHOSEN[style]]))
 
     def run_stage(self, stage: str) -> None:
@@ -394,14 +406,29 @@ def measure_lines(m: dict) -> str:
     return f"deep {m['deep_style_loss']:.3g}  SWD {m['swd_lab']:.1f}  c4 {m['content_fire4']:.0f}"
 
 
+class MissingImages(Exception):
+    """A cell was run but its image is not here (cache/ is not committed): keep the committed sheet."""
+
+
+def cell_image(key: str) -> Path:
+    """A cell's image: in cache/, else the copy in results/chosen/ (chosen and today's cells only)."""
+    if (CACHE / f"{key}.jpg").is_file():
+        return CACHE / f"{key}.jpg"
+    protocol, style, content, setting = key.split("__", 3)
+    copies = sorted((RESULTS / "chosen").glob(f"{protocol}_{style}_{content}_*_{setting}.jpg"))
+    if not copies:
+        raise MissingImages(key)
+    return copies[0]
+
+
 def cell_tile(data: dict, protocol: str, style: str, tapset: str, factor: float, size: int) -> PILImage.Image:
     lines = [f"{tapset}  sw x{factor:g} ({factor * BASE_STYLE_WEIGHT:.1e})  style {size}"]
     images = []
     for content in CONTENTS:
         key = cell_key(protocol, style, content, tapset, factor, size)
-        if key not in data["cells"] or not (CACHE / f"{key}.jpg").is_file():
+        if key not in data["cells"]:
             return tile([PILImage.new("RGB", (CELL_W, 200), "grey")], lines + ["(not run)"])
-        images.append(PILImage.open(CACHE / f"{key}.jpg"))
+        images.append(PILImage.open(cell_image(key)))
         lines.append(f"{content[:7]}: " + measure_lines(data["cells"][key]))
     chosen = protocol != "pilot" and CHOSEN.get(style) == (tapset, factor, size)
     return tile(images, lines, highlight=chosen)
@@ -435,28 +462,40 @@ def describe(protocol: str) -> str:
 
 
 def sheets(data: dict) -> None:
+    """Every contact sheet whose cells' images are here; a sheet whose images are not (cache/ is not
+    committed) is left as it was drawn."""
+    def draw(path: Path, title: str, rows: Callable[[], list[list[PILImage.Image]]]) -> None:
+        try:
+            grid(rows(), title).save(path, quality=88)
+        except MissingImages as missing:
+            print(f"{path.name}: cell {missing} has no image here (cache/ is not committed); left as it is")
+
     for protocol, p in PROTOCOLS.items():
         for style in p["styles"]:
             title = f"{style} [{protocol}] {describe(protocol)}"
             have = lambda t, f, s: any(cell_key(protocol, style, c, t, f, s) in data["cells"] for c in CONTENTS)  # noqa
+            tiles = lambda settings: [cell_tile(data, protocol, style, *x) for x in settings]  # noqa
             if protocol == "final":
                 settings = [x for x in dict.fromkeys([TODAY_SETTING, CHOSEN[style]]) if have(*x)]
                 if settings:
-                    rows = [header_row(data, protocol, style), [cell_tile(data, protocol, style, *x) for x in settings]]
-                    grid(rows, "FINAL (training geometry)  " + title).save(RESULTS / f"sheet_{style}_final.jpg",
-                                                                         quality=88)
+                    draw(RESULTS / f"sheet_{style}_final.jpg", "FINAL (training geometry)  " + title,
+                         lambda: [header_row(data, protocol, style), tiles(settings)])
                 continue
             name = "pilot_content_init" if protocol == "pilot" else "stage1"
-            if any(have(t, f, STAGE1_SIZE) for t in TAPSETS for f in FACTORS):
-                rows = [header_row(data, protocol, style)]
-                rows += [[cell_tile(data, protocol, style, t, f, STAGE1_SIZE) for f in FACTORS] for t in TAPSETS]
-                grid(rows, f"STAGE 1 (style {STAGE1_SIZE})  {title}").save(RESULTS / f"sheet_{style}_{name}.jpg",
-                                                                          quality=88)
-            if protocol == "main" and any(have(t, f, s) for t, (ss, fs) in STAGE2.items() for f in fs for s in ss):
-                rows = [header_row(data, protocol, style)]  # a row per (taps, factor), a column per style size
-                rows += [[cell_tile(data, protocol, style, t, f, s) for s in (STAGE1_SIZE, 384, 512)]
-                         for t, (_, fs) in STAGE2.items() for f in fs]
-                grid(rows, f"STAGE 2 (style sizes)  {title}").save(RESULTS / f"sheet_{style}_stage2.jpg", quality=88)
+            if any(have(t, f, STAGE1_SIZE) for t in STAGE1_TAPSETS for f in FACTORS):
+                draw(RESULTS / f"sheet_{style}_{name}.jpg", f"STAGE 1 (style {STAGE1_SIZE})  {title}",
+                     lambda: [header_row(data, protocol, style)]
+                     + [tiles([(t, f, STAGE1_SIZE) for f in FACTORS]) for t in STAGE1_TAPSETS])
+            if protocol != "main":
+                continue
+            if any(have(t, f, s) for t, (ss, fs) in STAGE2.items() for f in fs for s in ss):
+                draw(RESULTS / f"sheet_{style}_stage2.jpg", f"STAGE 2 (style sizes)  {title}",  # a column per size
+                     lambda: [header_row(data, protocol, style)]
+                     + [tiles([(t, f, s) for s in (STAGE1_SIZE, 384, 512)]) for t, (_, fs) in STAGE2.items() for f in fs])
+            stage3 = [(t, f, s) for t, (ss, fs) in STAGE3.items() for f in fs for s in ss]
+            if any(have(*x) for x in stage3):
+                draw(RESULTS / f"sheet_{style}_stage3.jpg", f"STAGE 3 (chosen vs + deep taps at 1/12)  {title}",
+                     lambda: [header_row(data, protocol, style), tiles([CHOSEN[style], *stage3])])
 
 
 def table(data: dict) -> None:
@@ -493,13 +532,14 @@ def table(data: dict) -> None:
 
 
 def copy_chosen(data: dict) -> None:
-    """results/chosen/: per style and photo, the chosen setting's and today's outputs (main protocol, and
-    the final protocol's where run)."""
+    """results/chosen/: per style and photo, the chosen setting's, today's and stage 3's (the networks'
+    training objective) outputs (main protocol, and the final protocol's where run)."""
     folder = RESULTS / "chosen"
     folder.mkdir(exist_ok=True)
     for protocol in ("main", "final"):
         for style in STYLES:
-            for label, setting in (("today", TODAY_SETTING), ("chosen", CHOSEN[style])):
+            stage3 = [("training", (t, f, sz)) for t, (ss, fs) in STAGE3.items() for f in fs for sz in ss]
+            for label, setting in (("today", TODAY_SETTING), ("chosen", CHOSEN[style]), *stage3):
                 for content in CONTENTS:
                     key = cell_key(protocol, style, content, *setting)
                     if (CACHE / f"{key}.jpg").is_file():
@@ -509,8 +549,8 @@ def copy_chosen(data: dict) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--stage", choices=["1", "2", "final", "all"], default="all",
-                        help="all: stages 1 and 2 (the final stage is optional: --stage final)")
+    parser.add_argument("--stage", choices=["1", "2", "3", "final", "all"], default="all",
+                        help="all: stages 1 and 2 (stage 3 and the final stage are run on their own: --stage 3|final)")
     parser.add_argument("--protocol", choices=list(PROTOCOLS), default=None,
                         help="Default: main for stages 1 and 2, final for the final stage.")
     parser.add_argument("--sheets-only", action="store_true", help="Only redraw sheets and table from the cache.")
@@ -525,7 +565,7 @@ def main() -> int:
             study.save()
     path = RESULTS / "results.json"
     data = json.loads(path.read_text())
-    data["meta"].update({"chosen": CHOSEN, "stage2": STAGE2, "tapsets": TAPSETS})  # as decided (findings.md)
+    data["meta"].update({"chosen": CHOSEN, "stage2": STAGE2, "stage3": STAGE3, "tapsets": TAPSETS})  # as decided (findings.md)
     path.write_text(json.dumps(data, indent=1) + "\n")
     sheets(data)
     table(data)

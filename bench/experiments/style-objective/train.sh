@@ -6,6 +6,13 @@
 #   start:  setsid nohup bash bench/experiments/style-objective/train.sh >> bench/experiments/style-objective/train/train.log 2>&1 &
 #   watch:  bash bench/experiments/style-objective/train.sh status
 #   A/B:    bash bench/experiments/style-objective/train.sh ab starry_night_small 300   (init vs scratch, findings.md)
+#   w16:    bash bench/experiments/style-objective/train.sh w16 starry_night_small 3000  (width-16 trial, findings.md;
+#           takes the queue's lock, so it runs when the queue does not)
+#   probes: bash bench/experiments/style-objective/train.sh sw starry_night_small 1000 0.003   (style weight 3e-3)
+#           bash bench/experiments/style-objective/train.sh deep12 starry_night_small 1000       (+ fire6-9 at 1/12)
+#           bash bench/experiments/style-objective/train.sh deep6 the_scream_small 1500          (+ fire6-9 at 1/6)
+#           (findings.md: short runs from the shipped model on a changed objective; the queue's lock too)
+#   two:    QUEUE=queue2 bash …/train.sh …   (a second queue on the other core; never two queues on one model)
 #   stop:   kill -TERM -- -$(cat bench/experiments/style-objective/train/queue.pid)   (the whole queue: the step in
 #           progress finishes, the checkpoint is written, no further run starts; start again to resume)
 #
@@ -134,13 +141,38 @@ ab() {  # ab NAME STEPS: the short A/B of findings.md: --init from the shipped m
     --label "ab${steps}" "$dir/${name}_scratch.safetensors" "$dir/${name}_shipped.safetensors"
 }
 
+w16() {  # w16 NAME STEPS: the width-16 trial of findings.md (issue 23: "if width 8 cannot follow"): the queue's
+         # objective, data and seed, width 16, from random weights (there is no width-16 model to start from)
+  local -a ARCH=(--width 16 --blocks 5 --pixel-shuffle --margin 16 --variant small)
+  train_one "$1" "${1}_w16" "$2" 1e-3 0 ""
+}
+
+probe() {  # probe NAME STEPS LABEL OBJECTIVE…: STEPS at 1e-3 from the shipped (retrained) model with the objective
+           # options given → train/NAME_LABEL.* (the probes of findings.md)
+  local name=$1 steps=$2 label=$3
+  shift 3
+  OBJECTIVE[$name]="$*"
+  train_one "$name" "${name}_$label" "$steps" 1e-3 0 "$REPO/weights/$name.safetensors"
+}
+# The chosen objective plus fire6-fire9 at 1/12 of the balanced weights (findings.md), i.e. the deep taps at the
+# absolute weight of the study's deepq x1 cell, beside today's shallow taps at x3.
+DEEP12="$TAPS,fire6,fire7,fire8,fire9 $TAP_WEIGHTS,fire6=0.417,fire7=8.33,fire8=8.33,fire9=250 --style-weight 0.0015 \
+--style-size 384 --content-weight 1 --tv-weight 10000"
+DEEP6="$TAPS,fire6,fire7,fire8,fire9 $TAP_WEIGHTS,fire6=0.833,fire7=16.7,fire8=16.7,fire9=500 --style-weight 0.0015 \
+--style-size 384 --content-weight 1 --tv-weight 10000"  # the deep taps at 1/6 (the_scream's probe)
+
 mkdir -p "$OUT"
 if [ "${1:-}" = status ]; then status; exit 0; fi
 if [ "${1:-}" = ab ]; then ab "$2" "$3"; exit 0; fi
-exec 9>"$OUT/queue.lock"
-if ! flock -n 9; then echo "another train.sh queue holds $OUT/queue.lock" >&2; exit 1; fi
-echo $$ > "$OUT/queue.pid"
+QUEUE="${QUEUE:-queue}"  # a second queue beside the first (the other core): QUEUE=queue2, its own lock and pid file
+exec 9>"$OUT/$QUEUE.lock"
+if ! flock -n 9; then echo "another train.sh queue holds $OUT/$QUEUE.lock" >&2; exit 1; fi
+echo $$ > "$OUT/$QUEUE.pid"
 log "queue start: code $CODE, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), OMP_NUM_THREADS=$OMP_NUM_THREADS"
+if [ "${1:-}" = w16 ]; then w16 "$2" "$3"; log "w16 end"; exit 0; fi
+if [ "${1:-}" = sw ]; then probe "$2" "$3" "sw$4" "${COMMON_OBJECTIVE/--style-weight 0.0015/--style-weight $4}"; exit 0; fi
+if [ "${1:-}" = deep12 ]; then probe "$2" "$3" deep12 "$DEEP12"; exit 0; fi
+if [ "${1:-}" = deep6 ]; then probe "$2" "$3" deep6 "$DEEP6"; exit 0; fi
 
 for name in "${NAMES[@]}"; do
   init=""
