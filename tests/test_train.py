@@ -413,7 +413,8 @@ def test_measured_squeezenet_defaults_fill_only_what_is_not_given(tmp_path):
 
     measured = STYLE_TRAINING_DEFAULTS["squeezenet1_1"]
     config = style_objective_config(StyleRecipe(style_image="s.png", dataset="d"))
-    assert config.content_taps == ("fire4",) and config.style_taps == ("conv1", "fire2", "fire3", "fire4", "fire5")
+    assert config.content_taps == ("fire4",) and config.style_taps == measured["style_taps"]
+    assert config.style_taps[-4:] == ("fire6", "fire7", "fire8", "fire9")  # issue 23: the deep taps teach large motifs
     assert config.style_weight == measured["style_weight"] and config.tv_weight == measured["tv_weight"]
     assert dict(config.style_tap_weights) == measured["style_tap_weights"]
     assert config.style_size == measured["style_size"] == 384  # issue 23's study: motifs at the painting's scale
@@ -495,4 +496,5 @@ def test_style_taps_alone_get_only_their_own_default_weights(style_image, datase
                                                 objective=ObjectiveConfig(style_taps=("fire2", "fire3"))))
     assert config.style_taps == ("fire2", "fire3") and set(config.style_tap_weights) == {"fire2", "fire3"}
     everything = style_objective_config(tiny_recipe(style_image, dataset, lossnet_weights))
-    assert set(everything.style_tap_weights) == {"conv1", "fire2", "fire3", "fire4", "fire5"}
+    assert set(everything.style_tap_weights) == set(everything.style_taps) == {
+        "conv1", "fire2", "fire3", "fire4", "fire5", "fire6", "fire7", "fire8", "fire9"}

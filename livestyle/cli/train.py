@@ -145,7 +145,8 @@ def command() -> None:
 @run_options
 @loss_net_options()
 @click.option("--content-taps", default=None, help="Comma-separated taps (default: the loss network's).")
-@click.option("--style-taps", default=None, help="Comma-separated taps (default: the loss network's).")
+@click.option("--style-taps", default=None,
+              help="Comma-separated taps (default: measured per loss network; squeezenet1_1: conv1, fire2..fire9).")
 @click.option("--content-weight", type=float, default=None, help="Default: measured per loss network.")
 @click.option("--style-weight", type=float, default=None, help="Default: measured per loss network.")
 @click.option("--style-tap-weights", callback=_tap_weights, default=None, help="Per style tap, e.g. conv1=20,fire5=5.")
