@@ -11,6 +11,7 @@
 #   probes: bash bench/experiments/style-objective/train.sh sw starry_night_small 1000 0.003   (style weight 3e-3)
 #           bash bench/experiments/style-objective/train.sh deep12 starry_night_small 1000       (+ fire6-9 at 1/12)
 #           bash bench/experiments/style-objective/train.sh deep6 the_scream_small 1500          (+ fire6-9 at 1/6)
+#           bash bench/experiments/style-objective/train.sh deep12ft the_scream_small 1000       (then lr 1e-4)
 #           (findings.md: short runs from the shipped model on a changed objective; the queue's lock too)
 #   two:    QUEUE=queue2 bash …/train.sh …   (a second queue on the other core; never two queues on one model)
 #   stop:   kill -TERM -- -$(cat bench/experiments/style-objective/train/queue.pid)   (the whole queue: the step in
@@ -147,12 +148,12 @@ w16() {  # w16 NAME STEPS: the width-16 trial of findings.md (issue 23: "if widt
   train_one "$1" "${1}_w16" "$2" 1e-3 0 ""
 }
 
-probe() {  # probe NAME STEPS LABEL OBJECTIVE…: STEPS at 1e-3 from the shipped (retrained) model with the objective
-           # options given → train/NAME_LABEL.* (the probes of findings.md)
+probe() {  # probe NAME STEPS LABEL OBJECTIVE…: STEPS at 1e-3 from the chosen-objective model train/NAME.safetensors
+           # (what weights/ held when the probes ran) with the objective options given → train/NAME_LABEL.*
   local name=$1 steps=$2 label=$3
   shift 3
   OBJECTIVE[$name]="$*"
-  train_one "$name" "${name}_$label" "$steps" 1e-3 0 "$REPO/weights/$name.safetensors"
+  train_one "$name" "${name}_$label" "$steps" 1e-3 0 "$OUT/$name.safetensors"
 }
 # The chosen objective plus fire6-fire9 at 1/12 of the balanced weights (findings.md), i.e. the deep taps at the
 # absolute weight of the study's deepq x1 cell, beside today's shallow taps at x3.
@@ -173,6 +174,9 @@ if [ "${1:-}" = w16 ]; then w16 "$2" "$3"; log "w16 end"; exit 0; fi
 if [ "${1:-}" = sw ]; then probe "$2" "$3" "sw$4" "${COMMON_OBJECTIVE/--style-weight 0.0015/--style-weight $4}"; exit 0; fi
 if [ "${1:-}" = deep12 ]; then probe "$2" "$3" deep12 "$DEEP12"; exit 0; fi
 if [ "${1:-}" = deep6 ]; then probe "$2" "$3" deep6 "$DEEP6"; exit 0; fi
+if [ "${1:-}" = deep12ft ]; then  # deep12ft NAME STEPS: the short stage at lr 1e-4 (seed 7) after train/NAME_deep12
+  OBJECTIVE[$2]="$DEEP12"; train_one "$2" "${2}_deep12_ft" "$3" 1e-4 7 "$OUT/${2}_deep12.safetensors"; exit 0
+fi
 
 for name in "${NAMES[@]}"; do
   init=""
