@@ -416,6 +416,7 @@ def test_measured_squeezenet_defaults_fill_only_what_is_not_given(tmp_path):
     assert config.content_taps == ("fire4",) and config.style_taps == measured["style_taps"]
     assert config.style_taps[-4:] == ("fire6", "fire7", "fire8", "fire9")  # issue 23: the deep taps teach large motifs
     assert config.style_weight == measured["style_weight"] and config.tv_weight == measured["tv_weight"]
+    assert config.content_weight == measured["content_weight"] == 0.5  # issue 23: what all four shipped styles used
     assert dict(config.style_tap_weights) == measured["style_tap_weights"]
     assert config.style_size == measured["style_size"] == 384  # issue 23's study: motifs at the painting's scale
     own = StyleRecipe(style_image="s.png", dataset="d",

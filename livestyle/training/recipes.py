@@ -17,11 +17,12 @@ from livestyle.quality.objective import ObjectiveConfig
 # style image size (384 px) make the models repaint the frame with motifs at the painting's scale instead
 # of laying a fine texture over the photo; the deep taps fire6..fire9, at 1/12 of the weights that would
 # balance them with the others, make a network learn the painting's large motifs, which the shallow taps
-# alone teach it far less than they teach a Gatys optimisation (bench/experiments/style-objective/
+# alone teach it far less than they teach a Gatys optimisation; the content weight at 0.5 lets them repaint
+# more of the frame at a content loss still under 2x Gatys' (bench/experiments/style-objective/
 # findings.md). The objective's own defaults (livestyle.quality.objective.DEFAULT_WEIGHTS) are tuned for
 # Gatys runs from the content image.
 STYLE_TRAINING_DEFAULTS: dict[str, dict] = {
-    "squeezenet1_1": {"content_weight": 1.0, "style_weight": 1.5e-3, "tv_weight": 1e4, "style_size": 384,
+    "squeezenet1_1": {"content_weight": 0.5, "style_weight": 1.5e-3, "tv_weight": 1e4, "style_size": 384,
                       "style_taps": ("conv1", "fire2", "fire3", "fire4", "fire5", "fire6", "fire7", "fire8", "fire9"),
                       "style_tap_weights": {"conv1": 20.0, "fire2": 1.5, "fire3": 1.5, "fire4": 1.0, "fire5": 5.0,
                                             "fire6": 0.417, "fire7": 8.33, "fire8": 8.33, "fire9": 250.0}},
