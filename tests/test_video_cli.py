@@ -389,11 +389,11 @@ def stream_end_s(path: Path, kind: str) -> tuple[float, float]:
     """(end of the last packet, longest packet) of the file's first ``kind`` stream, in seconds."""
     import av
 
-    with av.open(str(path)) as container:
+    with av.open(str(path)) as container:  # the stream's fields live while the container is open
         stream = getattr(container.streams, kind)[0]
-        packets = [p for p in container.demux(stream) if p.pts is not None]
-    return (float(max(p.pts + (p.duration or 0) for p in packets) * stream.time_base),
-            float(max(p.duration or 0 for p in packets) * stream.time_base))
+        packets = [(p.pts, p.duration or 0) for p in container.demux(stream) if p.pts is not None]
+        time_base = stream.time_base
+    return float(max(pts + d for pts, d in packets) * time_base), float(max(d for _, d in packets) * time_base)
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
@@ -410,3 +410,4 @@ def test_a_stopped_run_cuts_its_audio_at_the_last_video_frame(tmp_path, tiny_sty
     audio_end, audio_frame = stream_end_s(kept, "audio")
     assert 10 / 30 <= video_end < 2.0
     assert video_end - 0.1 <= audio_end <= video_end + audio_frame + 1e-6, (audio_end, video_end)
+

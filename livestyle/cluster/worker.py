@@ -14,6 +14,7 @@ from dataclasses import asdict
 
 from livestyle.cluster.plan import EngineSettings, Job, JobSettings, ModelPayload, load_payload
 from livestyle.errors import LivestyleError
+from livestyle.io.sinks import zero_new_allocations
 
 REPORT_EVERY_S = 0.5  # how often a running video tells the progress board its frame count
 
@@ -42,6 +43,7 @@ class FileWorker:
     constructor takes plain values only: Ray can restart an actor whose arguments live nowhere else."""
 
     def __init__(self, engine: EngineSettings, threads: int | None = None):
+        zero_new_allocations()  # lossy outputs equal `video`'s, as if each file had a fresh process
         if threads:
             import torch
 

@@ -7,6 +7,7 @@ The window sink lives in :mod:`livestyle.io.window`.
 """
 from __future__ import annotations
 
+import ctypes
 import os
 from fractions import Fraction
 from pathlib import Path
@@ -24,6 +25,27 @@ RunStatus = Literal["complete", "interrupted", "failed"]
 # Encoders to try for the container's default video codec, fastest good one first.
 VIDEO_ENCODERS = {"h264": ("libx264", "h264"), "vp9": ("libvpx-vp9",), "hevc": ("libx264", "h264")}
 AUDIO_ENCODERS = {"opus": ("libopus", "opus"), "aac": ("aac",)}
+
+_M_PERTURB = -6  # glibc's mallopt() parameter: fill new allocations with (byte ^ 0xFF), freed ones with byte
+_heap_zeroed: list[bool] = []  # set once per process: whether it took effect
+
+
+def zero_new_allocations() -> bool:
+    """Have glibc's malloc hand this process zeroed memory from now on, as a fresh process gets; True
+    where it took effect (glibc only). Freed memory is filled with 0xFF (glibc's perturb setting).
+
+    A lossy libx264 encode reads some memory that it did not write. In a fresh process that memory is
+    zero; in a `batch` worker that has decoded and encoded before it held leftovers, and some of its
+    lossy outputs differed from what `livestyle video` wrote for the same file (bench/experiments/
+    cluster-batch/findings.md). `batch` workers call this as they start. `video` does not: it encodes
+    once per process, and the filling costs about 6% of its time on a CPU.
+    """
+    if not _heap_zeroed:
+        try:
+            _heap_zeroed.append(bool(ctypes.CDLL(None).mallopt(_M_PERTURB, 0xFF)))
+        except (AttributeError, OSError):  # not glibc
+            _heap_zeroed.append(False)
+    return _heap_zeroed[0]
 
 
 class Sink(Protocol):

@@ -1,10 +1,12 @@
 """Does x264 repeat a lossy encode bit for bit within one process? The same frames (a clip decoded
-once, resized by --scale) encoded ``--repeats`` times in this process with the settings of
+once, resized by each of --scales) encoded ``--repeats`` times in this process with the settings of
 `livestyle video` (libx264, crf 18, veryfast), as they are and cropped to multiples of 16 pixels.
 Prints the sha256 (12 hex digits) of each encode's decoded frames (issue 21: findings.md, "Equal to
-`video`"): `video` encodes once per process, a `batch` worker many times.
+`video`"): `video` encodes once per process, a `batch` worker many times. ``--zeroed`` first calls
+``livestyle.io.sinks.zero_new_allocations`` (what every encoding process does since), ``--scales`` runs
+several sizes in one process, and the last line counts the encodes that differ from their size's first.
 
-    python bench/experiments/cluster-batch/x264_repeat.py [--clip PATH] [--scale 0.5] [--repeats 4]
+    python bench/experiments/cluster-batch/x264_repeat.py [--clip PATH] [--scales 0.5] [--repeats 4] [--zeroed]
 """
 from __future__ import annotations
 
@@ -50,15 +52,26 @@ def encode_hashes(frames: list, repeats: int) -> list[str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--clip", default=str(CLIP))
-    parser.add_argument("--scale", type=float, default=0.5)
+    parser.add_argument("--scales", default="0.5", help="comma-separated, e.g. 0.3,0.45,0.5,0.6,0.75")
     parser.add_argument("--repeats", type=int, default=4)
+    parser.add_argument("--zeroed", action="store_true", help="new allocations zeroed first (livestyle.io.sinks)")
     args = parser.parse_args()
-    frames = [cv2.resize(f, None, fx=args.scale, fy=args.scale, interpolation=cv2.INTER_AREA)
-              for f in decode(args.clip)]
-    h, w = frames[0].shape[:2]
-    print(f"{Path(args.clip).name} at {w}x{h}:", encode_hashes(frames, args.repeats), flush=True)
-    cropped = [f[:h // 16 * 16, :w // 16 * 16].copy() for f in frames]
-    print(f"cropped to {w // 16 * 16}x{h // 16 * 16}:", encode_hashes(cropped, args.repeats), flush=True)
+    if args.zeroed:
+        from livestyle.io.sinks import zero_new_allocations
+
+        print("zero_new_allocations:", zero_new_allocations())
+    source = decode(args.clip)
+    odd = total = 0
+    for scale in (float(s) for s in args.scales.split(",")):
+        frames = [cv2.resize(f, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA) for f in source]
+        h, w = frames[0].shape[:2]
+        cropped = [f[:h // 16 * 16, :w // 16 * 16].copy() for f in frames]
+        for label, clip in ((f"{Path(args.clip).name} at {w}x{h}", frames),
+                            (f"cropped to {w // 16 * 16}x{h // 16 * 16}", cropped)):
+            hashes = encode_hashes(clip, args.repeats)
+            odd, total = odd + sum(h != hashes[0] for h in hashes), total + len(hashes)
+            print(f"{label}:", hashes, flush=True)
+    print(f"{odd} of {total} encodes differ from their size's first encode in this process")
 
 
 if __name__ == "__main__":
