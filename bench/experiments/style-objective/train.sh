@@ -13,6 +13,7 @@
 #           bash bench/experiments/style-objective/train.sh deep6 the_scream_small 1500          (+ fire6-9 at 1/6)
 #           bash bench/experiments/style-objective/train.sh deep12ft the_scream_small 1000       (then lr 1e-4)
 #           bash bench/experiments/style-objective/train.sh deep12cw the_scream_small 1500 0.5   (content weight 0.5)
+#           bash bench/experiments/style-objective/train.sh deep12cwmore starry_night_small 1000 0.5  (then 1000 more)
 #           (findings.md: short runs from the shipped model on a changed objective; the queue's lock too)
 #   two:    QUEUE=queue2 bash …/train.sh …   (a second queue on the other core; never two queues on one model)
 #   stop:   kill -TERM -- -$(cat bench/experiments/style-objective/train/queue.pid)   (the whole queue: the step in
@@ -177,6 +178,10 @@ if [ "${1:-}" = deep12 ]; then probe "$2" "$3" deep12 "$DEEP12"; exit 0; fi
 if [ "${1:-}" = deep6 ]; then probe "$2" "$3" deep6 "$DEEP6"; exit 0; fi
 if [ "${1:-}" = deep12cw ]; then  # deep12cw NAME STEPS WEIGHT: deep12 with the content weight set to WEIGHT
   probe "$2" "$3" "deep12_cw$4" "${DEEP12/--content-weight 1/--content-weight $4}"; exit 0
+fi
+if [ "${1:-}" = deep12cwmore ]; then  # deep12cwmore NAME STEPS WEIGHT: STEPS more at 1e-3 (seed 1) after deep12cw
+  OBJECTIVE[$2]="${DEEP12/--content-weight 1/--content-weight $4}"
+  train_one "$2" "${2}_deep12_cw${4}_more" "$3" 1e-3 1 "$OUT/${2}_deep12_cw${4}.safetensors"; exit 0
 fi
 if [ "${1:-}" = deep12ft ]; then  # deep12ft NAME STEPS: the short stage at lr 1e-4 (seed 7) after train/NAME_deep12
   OBJECTIVE[$2]="$DEEP12"; train_one "$2" "${2}_deep12_ft" "$3" 1e-4 7 "$OUT/${2}_deep12.safetensors"; exit 0
