@@ -410,4 +410,3 @@ def test_a_stopped_run_cuts_its_audio_at_the_last_video_frame(tmp_path, tiny_sty
     audio_end, audio_frame = stream_end_s(kept, "audio")
     assert 10 / 30 <= video_end < 2.0
     assert video_end - 0.1 <= audio_end <= video_end + audio_frame + 1e-6, (audio_end, video_end)
-

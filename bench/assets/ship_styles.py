@@ -54,7 +54,7 @@ def describe(entry: dict, start: str) -> str:
     painting = entry["description"].split(":")[0]
     deep = [t for t in objective["style_taps"] if t in ("fire6", "fire7", "fire8", "fire9")]
     taps = f", deep taps {deep[0]}–{deep[-1]}" if deep else ""
-    if objective.get("content_weight", 1.0) != 1.0:  # a per-style setting (the scream's, findings.md)
+    if objective.get("content_weight", 1.0) != 1.0:  # 0.5 for the shipped four (findings.md)
         taps += f", content weight {objective['content_weight']:g}"
     return (f"{painting}: small real-time variant (width {r['width']}, pixel-shuffle architecture), CPU-trained "
             f"— {r['steps']:,} steps of batch {r['batch_size']} at {r['image_size']}² at Adam {r['lr']:g} "

@@ -23,6 +23,7 @@ from livestyle.cluster.manifest import FileOutcome, Manifest
 from livestyle.cluster.plan import FilePlan, Job, JobSettings, ModelPayload
 from livestyle.cluster.worker import FileWorker, ProgressBoard
 from livestyle.errors import BackendUnavailableError, LivestyleError
+from livestyle.pipeline.runner import STOP_SIGNALS
 
 POLL_S = 0.5
 # Ray ≥ 2.59 starts clusters with token authentication on; a driver that joins one by address needs it too.
@@ -312,7 +313,7 @@ def run_batch(plans: list[FilePlan], manifest: Manifest, payload: ModelPayload, 
 def _signal_handlers() -> dict:
     if threading.current_thread() is not threading.main_thread():
         return {}
-    return {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    return {sig: signal.getsignal(sig) for sig in STOP_SIGNALS}
 
 
 def _restore_signal_handlers(handlers: dict) -> None:

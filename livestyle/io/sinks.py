@@ -8,6 +8,7 @@ The window sink lives in :mod:`livestyle.io.window`.
 from __future__ import annotations
 
 import ctypes
+import functools
 import os
 from fractions import Fraction
 from pathlib import Path
@@ -27,9 +28,9 @@ VIDEO_ENCODERS = {"h264": ("libx264", "h264"), "vp9": ("libvpx-vp9",), "hevc": (
 AUDIO_ENCODERS = {"opus": ("libopus", "opus"), "aac": ("aac",)}
 
 _M_PERTURB = -6  # glibc's mallopt() parameter: fill new allocations with (byte ^ 0xFF), freed ones with byte
-_heap_zeroed: list[bool] = []  # set once per process: whether it took effect
 
 
+@functools.cache  # once per process
 def zero_new_allocations() -> bool:
     """Have glibc's malloc hand this process zeroed memory from now on, as a fresh process gets; True
     where it took effect (glibc only). Freed memory is filled with 0xFF (glibc's perturb setting).
@@ -40,12 +41,10 @@ def zero_new_allocations() -> bool:
     cluster-batch/findings.md). `batch` workers call this as they start. `video` does not: it encodes
     once per process, and the filling costs about 6% of its time on a CPU.
     """
-    if not _heap_zeroed:
-        try:
-            _heap_zeroed.append(bool(ctypes.CDLL(None).mallopt(_M_PERTURB, 0xFF)))
-        except (AttributeError, OSError):  # not glibc
-            _heap_zeroed.append(False)
-    return _heap_zeroed[0]
+    try:
+        return bool(ctypes.CDLL(None).mallopt(_M_PERTURB, 0xFF))
+    except (AttributeError, OSError):  # not glibc
+        return False
 
 
 class Sink(Protocol):
